@@ -1,0 +1,181 @@
+"""The composition root: ``create_app(config)`` builds the whole bridge.
+
+One cleanup context per resource, in start order (store → drivers → services → scheduler);
+aiohttp runs each one's cleanup only if its start succeeded, in reverse order. Tests, the
+demo, the CLI and the benchmarks all build the bridge here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bridge.config import Config, ConfigError
+from bridge.http import admin
+from bridge.http.middleware import error_middleware
+from bridge.platforms.loke import routes as loke_routes
+from bridge.platforms.loke.contract import LokeRenderer
+from bridge.platforms.loke.openapi import openapi_document
+from bridge.runtime import RUNTIME, Runtime
+from bridge.services.health import PosHealth
+from bridge.services.locks import BillLocks
+from bridge.services.outbox import OutboxWorker
+from bridge.services.payments import PaymentService
+from bridge.store.database import Database
+from bridge.store.payments import PaymentStore
+from drivers.base import DriverSettings, PosDriver, load_driver
+from drivers.errors import DriverConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_drivers(config: Config) -> dict[str, PosDriver]:
+    """Construct (not open) every configured driver.
+
+    Raises:
+        ConfigError: naming ``drivers.<name>.<key>`` for an unknown scheme or bad option.
+    """
+    drivers: dict[str, PosDriver] = {}
+    for name, driver_config in config.drivers.items():
+        try:
+            factory = load_driver(driver_config.scheme)
+            drivers[name] = factory(
+                DriverSettings(
+                    name, driver_config.url, dict(driver_config.options), config.data_dir
+                )
+            )
+        except DriverConfigError as exc:
+            raise ConfigError(f"drivers.{name}.{exc.key}", exc.message) from exc
+    return drivers
+
+
+def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=config.server.max_body_bytes
+    )
+    runtime = Runtime(config=config, clock=clock, started_at=clock())
+    app[RUNTIME] = runtime
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_drivers)
+    app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_scheduler)
+    app.add_routes(loke_routes.routes)
+    app.add_routes(admin.routes)
+    app.router.add_get("/openapi.json", _openapi)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    db = Database(runtime.config.database_path)
+    await db.open()
+    runtime.db = db
+    runtime._store = PaymentStore(db)
+    yield
+    await db.close()
+
+
+async def _drivers(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    drivers = build_drivers(runtime.config)
+    opened: list[PosDriver] = []
+    try:
+        for driver in drivers.values():
+            await driver.open()
+            opened.append(driver)
+        runtime.drivers = drivers
+        yield
+    finally:
+        for driver in reversed(opened):
+            await driver.close()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    config = runtime.config
+    health = PosHealth(runtime.drivers, runtime.clock)
+    locks = BillLocks()
+    renderer = LokeRenderer()
+    outbox = OutboxWorker(
+        runtime.store,
+        runtime.drivers,
+        config.locations,
+        health,
+        locks,
+        config.outbox,
+        config.payments.pos_timeout_s,
+        runtime.clock,
+        renderer.queued,
+    )
+    runtime._health = health
+    runtime._outbox = outbox
+    runtime._payments = PaymentService(
+        runtime.store,
+        runtime.drivers,
+        health,
+        locks,
+        config.payments,
+        runtime.clock,
+        outbox.wake,
+    )
+    health.on_recovery(outbox.pos_recovered)
+    await outbox.recover()
+    await health.probe_all()
+    task = asyncio.create_task(outbox.run(), name="outbox")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Periodic jobs: POS health probes, and forgetting replay records past retention."""
+    runtime = app[RUNTIME]
+    config = runtime.config
+
+    async def prune() -> None:
+        cutoff = runtime.clock() - config.payments.idempotency_retention
+        removed = await runtime.store.prune_idempotency(cutoff)
+        if removed:
+            logger.info("forgot %d idempotency record(s) older than %s", removed, cutoff)
+
+    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+    scheduler.add_job(
+        runtime.health.probe_all,
+        "interval",
+        seconds=config.health_probe_interval_s,
+        id="pos-health",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        prune,
+        "interval",
+        hours=6,
+        id="prune-idempotency",
+        next_run_time=runtime.clock(),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    yield
+    scheduler.shutdown(wait=False)

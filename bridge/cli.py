@@ -1,0 +1,133 @@
+"""``pos-bridge``: run the bridge, the demo, and the technician's commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+from bridge import __version__
+from bridge.config import ConfigError, load_config
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pos-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the bridge")
+    serve.add_argument("--config", default=DEFAULT_CONFIG)
+
+    check = commands.add_parser("check-config", help="check a config file and its drivers")
+    check.add_argument("--config", default=DEFAULT_CONFIG)
+
+    demo = commands.add_parser("demo", help="bridge + simulated POS, with URLs to try")
+    demo.add_argument("--port", type=int, default=8787)
+    demo.add_argument("--data-dir", type=Path, default=None)
+    demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS")
+
+    sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing")
+    sim.add_argument("mode", choices=["online", "offline", "failing"])
+    sim.add_argument("--latency-ms", type=int, default=None)
+    sim.add_argument("--driver", default="main")
+    sim.add_argument("--config", default=DEFAULT_CONFIG)
+
+    status = commands.add_parser("status", help="print the bridge's status")
+    status.add_argument("--config", default=DEFAULT_CONFIG)
+
+    openapi = commands.add_parser("openapi", help="print (or --write) the OpenAPI document")
+    openapi.add_argument("--write", type=Path, default=None)
+
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bridge.logs import configure_logging
+    from bridge.serve import run_bridge
+
+    config = load_config(args.config)
+    configure_logging(config)
+    asyncio.run(run_bridge(config))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bridge.app import build_drivers
+
+    config = load_config(args.config)
+    build_drivers(config)
+    print(f"ok: {len(config.drivers)} driver(s), {len(config.locations)} location(s)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    asyncio.run(run_demo(args.port, args.data_dir, args.exit_after))
+    return 0
+
+
+def _admin_call(config_path: str, method: str, path: str, body: dict[str, object] | None) -> int:
+    config = load_config(config_path)
+    host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::") else config.server.host
+    request = urllib.request.Request(
+        f"http://{host}:{config.server.port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": f"Bearer {config.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(json.dumps(json.load(response), indent=2))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(errors="replace"), file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot reach the bridge: {exc}", file=sys.stderr)
+        return 1
+
+
+def _sim(args: argparse.Namespace) -> int:
+    body: dict[str, object] = {"mode": args.mode}
+    if args.latency_ms is not None:
+        body["latencyMs"] = args.latency_ms
+    return _admin_call(args.config, "POST", f"/api/drivers/{args.driver}/simulator", body)
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _admin_call(args.config, "GET", "/api/status", None)
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from bridge.platforms.loke.openapi import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2) + "\n"
+    if args.write:
+        args.write.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+_COMMANDS = {
+    "serve": _serve,
+    "check-config": _check,
+    "demo": _demo,
+    "sim": _sim,
+    "status": _status,
+    "openapi": _openapi,
+}

@@ -1,0 +1,209 @@
+"""Bills (LOKE's "table bill", a POS's check or cheque) and the arithmetic on them.
+
+A :class:`Bill` is a value: paying it returns a new bill. Its :attr:`Bill.version` is derived
+from its content, so any driver gets a version that changes whenever the bill changes without
+the POS having to keep one, and the part of it that covers the charges lets the bridge tell a
+bill that *changed in a way that matters* (items, discounts, surcharges) from one that merely
+took another guest's payment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bridge.core.money import Money
+
+
+class ItemKind(StrEnum):
+    """Line types of LOKE's bill schema; surcharges are adjustments."""
+
+    ITEM = "item"
+    DISCOUNT = "discount"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True, slots=True)
+class SubItem:
+    """An option or modifier on a line (e.g. "Soy milk"), priced per unit of its line."""
+
+    name: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class BillItem:
+    """One line of a bill. ``amount`` and ``tax`` are per unit and exclude sub-items."""
+
+    name: str
+    quantity: int
+    amount: int
+    id: str = ""
+    kind: ItemKind = ItemKind.ITEM
+    tax: int | None = None
+    sub_items: tuple[SubItem, ...] = ()
+
+    @property
+    def line_total(self) -> int:
+        """What the line adds to the bill: quantity × (unit price + options)."""
+        return self.quantity * (self.amount + sum(s.amount for s in self.sub_items))
+
+    @property
+    def line_tax(self) -> int:
+        return self.quantity * (self.tax or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BillPayment:
+    """A payment already on the bill.
+
+    ``amount`` reduces the balance; ``tip`` rides on top of it and does not.
+    ``ref`` is the paying platform's payment id, or the POS's own reference for cash.
+    """
+
+    name: str
+    amount: int
+    tip: int = 0
+    ref: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.amount + self.tip
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """The single open bill of one numeric table, as the POS sees it."""
+
+    id: str
+    table: int
+    currency: str
+    items: tuple[BillItem, ...]
+    created: datetime
+    updated: datetime
+    payments: tuple[BillPayment, ...] = ()
+    tips_allowed: bool = True
+    closed_at: datetime | None = None
+    _digests: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    @property
+    def total(self) -> Money:
+        """What must be paid, tax included, ignoring payments made."""
+        return Money(sum(item.line_total for item in self.items), self.currency)
+
+    @property
+    def tax(self) -> int | None:
+        if all(item.tax is None for item in self.items):
+            return None
+        return max(0, sum(item.line_tax for item in self.items))
+
+    @property
+    def paid(self) -> Money:
+        return Money(sum(p.amount for p in self.payments), self.currency)
+
+    @property
+    def balance(self) -> Money:
+        return self.total - self.paid
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def charges_digest(self) -> str:
+        """Fingerprint of what is charged: changes when items, discounts or surcharges do."""
+        if "charges" not in self._digests:
+            charges = [
+                [
+                    i.id,
+                    i.name,
+                    i.quantity,
+                    i.amount,
+                    i.kind.value,
+                    i.tax,
+                    [[s.name, s.amount] for s in i.sub_items],
+                ]
+                for i in self.items
+            ]
+            self._digests["charges"] = _digest([self.id, self.currency, charges], 10)
+        return self._digests["charges"]
+
+    @property
+    def version(self) -> str:
+        """Opaque token that changes whenever anything on the bill changes.
+
+        Its form is ``<charges digest>-<payments digest>``; see :func:`charges_part`.
+        """
+        if "version" not in self._digests:
+            payments = [[p.ref, p.name, p.amount, p.tip] for p in self.payments]
+            tail = _digest([payments, self.closed_at is None], 6)
+            self._digests["version"] = f"{self.charges_digest}-{tail}"
+        return self._digests["version"]
+
+    def with_payment(self, payment: BillPayment, now: datetime) -> Bill:
+        """The bill after ``payment``; it closes when the balance reaches zero.
+
+        Callers check the rules first (:func:`bridge.core.rules.check_payment`); this only
+        does the arithmetic, and refuses a payment that would make the balance negative.
+        """
+        if payment.amount > self.balance.minor:
+            raise ValueError("payment exceeds balance")
+        paid = replace(self, payments=(*self.payments, payment), updated=now)
+        if paid.balance.minor == 0:
+            paid = replace(paid, closed_at=now)
+        return paid
+
+
+def charges_part(version: str) -> str:
+    """The charges digest inside a version token (the whole token if it has no dash)."""
+    return version.split("-", 1)[0]
+
+
+def _digest(value: object, length: int) -> str:
+    raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    return hashlib.sha256(raw).hexdigest()[:length]
+
+
+def bill_to_dict(bill: Bill) -> dict[str, Any]:
+    """A lossless, JSON-ready dict of ``bill``, for storage (not a platform's format)."""
+    data = asdict(bill)
+    data.pop("_digests", None)
+    data["created"] = bill.created.isoformat()
+    data["updated"] = bill.updated.isoformat()
+    data["closed_at"] = bill.closed_at.isoformat() if bill.closed_at else None
+    return data
+
+
+def bill_from_dict(data: dict[str, Any]) -> Bill:
+    """The inverse of :func:`bill_to_dict`."""
+    items = tuple(
+        BillItem(
+            name=i["name"],
+            quantity=i["quantity"],
+            amount=i["amount"],
+            id=i["id"],
+            kind=ItemKind(i["kind"]),
+            tax=i["tax"],
+            sub_items=tuple(SubItem(s["name"], s["amount"]) for s in i["sub_items"]),
+        )
+        for i in data["items"]
+    )
+    payments = tuple(
+        BillPayment(p["name"], p["amount"], p["tip"], p["ref"]) for p in data["payments"]
+    )
+    closed = data["closed_at"]
+    return Bill(
+        id=data["id"],
+        table=data["table"],
+        currency=data["currency"],
+        items=items,
+        created=datetime.fromisoformat(data["created"]),
+        updated=datetime.fromisoformat(data["updated"]),
+        payments=payments,
+        tips_allowed=data["tips_allowed"],
+        closed_at=datetime.fromisoformat(closed) if closed else None,
+    )

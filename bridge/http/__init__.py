@@ -1,0 +1,1 @@
+"""The bridge's HTTP edge: error rendering, credentials, JSON bodies."""

@@ -1,0 +1,130 @@
+"""LOKE's pay-at-table URLs, per linked location (``docs/loke-pay-at-table.md``).
+
+Each handler parses, checks the caller, calls one service, and renders; nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from bridge.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
+from bridge.http.auth import check_platform_auth
+from bridge.http.fields import parse_table_number
+from bridge.platforms.loke import PLATFORM
+from bridge.platforms.loke.contract import (
+    LokeRenderer,
+    bill_json,
+    parse_payment,
+    payment_status_json,
+)
+from bridge.runtime import RUNTIME, Runtime
+from bridge.services.payments import PaymentRequest
+
+PREFIX = "/loke/v1/locations/{location}"
+routes = web.RouteTableDef()
+_RENDER = LokeRenderer()
+
+
+async def _authorised(request: web.Request) -> tuple[Runtime, Any, bytes]:
+    """The runtime, the linked location and the raw body, once the caller is proven."""
+    runtime = request.app[RUNTIME]
+    location = runtime.config.locations.get(request.match_info["location"])
+    body = await request.read()
+    check_platform_auth(request, location.auth if location else None, body)
+    return runtime, location, body
+
+
+@routes.get(PREFIX + "/tables")
+async def list_tables(request: web.Request) -> web.Response:
+    runtime, location, _ = await _authorised(request)
+    tables = await runtime.payments.tables(location)
+    return web.json_response(
+        {
+            "locationId": location.loke_location_id,
+            "tables": [{"number": t.number, "name": t.name} for t in tables],
+        }
+    )
+
+
+@routes.get(PREFIX + "/tables/{table}/bill")
+async def fetch_table_bill(request: web.Request) -> web.Response:
+    runtime, location, _ = await _authorised(request)
+    table = parse_table_number(request.match_info["table"])
+    bill = await runtime.payments.open_bill(location, table)
+    return web.json_response(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
+
+
+@routes.post(PREFIX + "/tables/{table}/payments")
+async def add_payment(request: web.Request) -> web.Response:
+    runtime, location, raw = await _authorised(request)
+    table = parse_table_number(request.match_info["table"])
+    if request.content_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            "unsupported_media_type",
+            "send the payment as application/json",
+            {"contentType": request.content_type},
+        )
+    body = parse_payment(_decode(raw), location.loke_location_id, table)
+    outcome = await runtime.payments.take_payment(
+        PaymentRequest(
+            platform=PLATFORM,
+            location=location,
+            table=table,
+            payment_id=body.payment_id,
+            claim=body.claim,
+            label=body.label,
+            fingerprint=body.fingerprint,
+        ),
+        _RENDER,
+    )
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return web.json_response(outcome.response.body, status=outcome.response.status, headers=headers)
+
+
+@routes.get(PREFIX + "/payments/{payment_id}")
+async def payment_status(request: web.Request) -> web.Response:
+    runtime, location, _ = await _authorised(request)
+    payment = await runtime.store.get_payment(PLATFORM, request.match_info["payment_id"])
+    if payment is None or payment.location_id != location.loke_location_id:
+        raise NotFoundError(
+            "unknown_payment",
+            "no payment with this id at this location",
+            {"paymentId": request.match_info["payment_id"][:128]},
+        )
+    return web.json_response(payment_status_json(payment))
+
+
+def _decode(raw: bytes) -> Any:
+    """Strict JSON: no NaN or Infinity, no key given twice (one would be silently lost)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequestError(
+            "invalid_json", "the body is not valid JSON", {"position": getattr(exc, "pos", None)}
+        ) from exc
+    except _DuplicateKeyError as exc:
+        raise BadRequestError(
+            "duplicate_field", f"{exc} is given twice", {"field": str(exc)}
+        ) from exc
+    except RecursionError as exc:
+        raise BadRequestError("invalid_json", "the body is nested too deeply", {}) from exc
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key[:64])
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)

@@ -1,0 +1,50 @@
+"""Running the bridge until told to stop (systemd, launchd, a Windows service, a terminal).
+
+Signal handlers only set an event; the main coroutine then shuts the app down in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bridge.app import create_app
+from bridge.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+async def run_bridge(
+    config: Config,
+    *,
+    ready: Callable[[web.AppRunner, int], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``config`` until ``stop`` is set or SIGTERM/SIGINT arrives.
+
+    Args:
+        ready: awaited once the port is bound, with the runner and the actual port.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # Windows: the service wrapper stops us
+            loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
+        await site.start()
+        port = runner.addresses[0][1]
+        logger.info("bridge listening on http://%s:%d", config.server.host, port)
+        if ready is not None:
+            await ready(runner, port)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()

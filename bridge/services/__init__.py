@@ -1,0 +1,1 @@
+"""Async orchestration between the edges and the store: payments, outbox, POS health."""

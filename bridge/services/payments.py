@@ -1,0 +1,381 @@
+"""Taking a platform's payment: check it, make it durable, apply it or queue it.
+
+The one way any platform's payment enters the bridge. The order of steps is the guarantee:
+
+1. A replayed payment id gets its stored answer (or 422 if the body differs, 409 while the
+   first request is still in flight), before the POS is asked anything.
+2. Under the bill's lock, the payment is checked against the table's open bill (from the POS,
+   or from the last snapshot when the POS is unreachable) minus what is already pending.
+3. It is written to SQLite with its audit rows and idempotency record, and fsynced, before the
+   POS is touched and before any 2xx.
+4. If the POS is reachable it is applied now (201, with the new balance); otherwise the outbox
+   owns it (202). A POS that times out may have taken it: the outbox asks before retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from bridge.config import LocationConfig, PaymentsConfig
+from bridge.core.bill import Bill
+from bridge.core.idempotency import StoredResponse
+from bridge.core.limits import OfflineLimitError, check_offline_limits
+from bridge.core.payment import AuditRecord, Payment, PaymentState, receive, transition
+from bridge.core.rules import PaymentClaim, PaymentRuleError, check_payment
+from bridge.errors import (
+    RULE_STATUS,
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    UnprocessableError,
+    pos_offline,
+)
+from bridge.services.health import PosHealth
+from bridge.services.locks import BillLocks
+from bridge.store.payments import IdempotencyHit, PaymentStore
+from drivers.base import PaymentInstruction, PosDriver, Table
+from drivers.errors import (
+    PaymentRefusedError,
+    PosOfflineError,
+    PosTimeoutError,
+    PosUnavailableError,
+    UnknownTableError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class PaymentRenderer(Protocol):
+    """How a platform words a payment's success; errors use the bridge's one error shape."""
+
+    def applied(self, payment: Payment, bill: Bill | None) -> StoredResponse: ...
+
+    def queued(self, payment: Payment) -> StoredResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """A parsed, well-formed payment, not yet checked against the bill."""
+
+    platform: str
+    location: LocationConfig
+    table: int
+    payment_id: str
+    claim: PaymentClaim
+    label: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    response: StoredResponse
+    replayed: bool = False
+
+
+def rejection(error: PaymentRuleError | PaymentRefusedError) -> StoredResponse:
+    """The stored answer for a payment refused by a rule or by the POS."""
+    if isinstance(error, PaymentRefusedError):
+        code, message, details = error.reason, str(error), {}
+    else:
+        code, message, details = error.code, str(error), error.details
+    api_error = RULE_STATUS.get(code, ConflictError)(code, message, details)
+    return StoredResponse(api_error.status, api_error.body())
+
+
+class PaymentService:
+    def __init__(
+        self,
+        store: PaymentStore,
+        drivers: Mapping[str, PosDriver],
+        health: PosHealth,
+        locks: BillLocks,
+        settings: PaymentsConfig,
+        clock: Callable[[], datetime],
+        wake_outbox: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._drivers = drivers
+        self._health = health
+        self._locks = locks
+        self._settings = settings
+        self._clock = clock
+        self._wake_outbox = wake_outbox
+        self._in_flight: set[tuple[str, str]] = set()
+        self._snapshot_versions: dict[tuple[str, int], str] = {}
+
+    # -- bills -----------------------------------------------------------------------------
+
+    async def tables(self, location: LocationConfig) -> list[Table]:
+        """The location's tables, to publish to the platform."""
+        try:
+            return await self._pos_call(
+                location.driver, self._driver(location).list_tables(location.pos_location)
+            )
+        except PosUnavailableError as exc:
+            raise pos_offline(self._settings.retry_after_s, str(exc)) from exc
+
+    async def open_bill(self, location: LocationConfig, table: int) -> Bill:
+        """The table's open bill, straight from the POS.
+
+        Raises:
+            NotFoundError: ``unknown_table`` or ``no_open_bill``.
+            ServiceUnavailableError: ``pos_offline``.
+        """
+        try:
+            bill = await self._pos_call(
+                location.driver, self._driver(location).get_open_bill(location.pos_location, table)
+            )
+        except UnknownTableError as exc:
+            raise NotFoundError(
+                "unknown_table", f"there is no table {table} here", {"table": table}
+            ) from exc
+        except PosUnavailableError as exc:
+            raise pos_offline(self._settings.retry_after_s, str(exc)) from exc
+        if bill is None or not bill.is_open:
+            raise NotFoundError("no_open_bill", f"table {table} has no open bill", {"table": table})
+        await self._remember(location.loke_location_id, bill)
+        return bill
+
+    async def _remember(self, location_id: str, bill: Bill) -> None:
+        """Keep the bill a payer saw, to check payments against while the POS is away."""
+        key = (location_id, bill.table)
+        if self._snapshot_versions.get(key) != bill.version:
+            await self._store.save_bill_snapshot(location_id, bill, self._clock())
+            self._snapshot_versions[key] = bill.version
+
+    # -- payments --------------------------------------------------------------------------
+
+    async def take_payment(
+        self, request: PaymentRequest, render: PaymentRenderer
+    ) -> PaymentOutcome:
+        """Check, record and apply (or queue) one payment; see the module docstring.
+
+        Raises:
+            ApiError: a typed refusal that was not recorded (in progress, key reused, unknown
+                table, POS offline with nothing to check against, offline limit).
+        """
+        key = (request.platform, request.payment_id)
+        if key in self._in_flight:
+            raise _in_progress(request.payment_id)
+        self._in_flight.add(key)
+        try:
+            hit = await self._store.idempotency(*key)
+            if hit is not None:
+                return _replay(hit, request)
+            async with self._locks.for_table(request.location.loke_location_id, request.table):
+                return await self._take_locked(request, render)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _take_locked(
+        self, request: PaymentRequest, render: PaymentRenderer
+    ) -> PaymentOutcome:
+        location, claim = request.location, request.claim
+        now = self._clock()
+        payment, received = receive(
+            payment_id=request.payment_id,
+            platform=request.platform,
+            location_id=location.loke_location_id,
+            table=request.table,
+            bill_ref=claim.bill_ref,
+            bill_version=claim.bill_version,
+            amount=claim.amount,
+            tip=claim.tip,
+            label=request.label,
+            now=now,
+        )
+        driver = self._driver(location)
+        online = True
+        try:
+            bill = await self._pos_call(
+                location.driver, driver.get_open_bill(location.pos_location, request.table)
+            )
+        except UnknownTableError as exc:
+            raise NotFoundError(
+                "unknown_table", f"there is no table {request.table} here", {"table": request.table}
+            ) from exc
+        except PosUnavailableError as exc:
+            online = False
+            bill = await self._store.bill_snapshot(location.loke_location_id, request.table)
+            if bill is None:
+                raise pos_offline(
+                    self._settings.retry_after_s,
+                    "no earlier copy of this bill to check the payment against",
+                ) from exc
+
+        pending = await self._store.pending_on_bill(
+            location.loke_location_id, claim.bill_ref, claim.amount.currency
+        )
+        try:
+            check_payment(bill, claim, pending)
+        except PaymentRuleError as exc:
+            rejected, audit = transition(payment, PaymentState.REJECTED, now, f"{exc.code}: {exc}")
+            response = rejection(exc)
+            earlier = await self._record(request, rejected, [received, audit], response, None)
+            return earlier or PaymentOutcome(response)
+
+        if not online:
+            try:
+                check_offline_limits(
+                    self._settings.offline_limits,
+                    await self._store.exposure(),
+                    payment.charged,
+                    now,
+                )
+            except OfflineLimitError as exc:
+                raise ConflictError(exc.code, str(exc), exc.details) from exc
+            queued, audit = transition(
+                payment, PaymentState.QUEUED, now, "POS unreachable: queued for the outbox"
+            )
+            response = render.queued(queued)
+            earlier = await self._record(request, queued, [received, audit], response, now)
+            return earlier or PaymentOutcome(response)
+
+        applying, audit = transition(
+            payment, PaymentState.APPLYING, now, "POS online: applying now"
+        )
+        earlier = await self._record(request, applying, [received, audit], None, now, claimed=True)
+        if earlier is not None:
+            return earlier
+        return await self._apply_now(applying, location, driver, render)
+
+    async def _record(
+        self,
+        request: PaymentRequest,
+        payment: Payment,
+        audits: list[AuditRecord],
+        response: StoredResponse | None,
+        outbox_at: datetime | None,
+        *,
+        claimed: bool = False,
+    ) -> PaymentOutcome | None:
+        """Write the payment durably; ``None`` when written, else the earlier answer.
+
+        The earlier answer only appears if another process took the id between our check
+        and our write: one bridge owns a database, so this is a guard, not a path.
+        """
+        hit = await self._store.record_payment(
+            payment,
+            audits,
+            request.fingerprint,
+            response=response,
+            outbox_at=outbox_at,
+            claimed=claimed,
+            now=payment.updated_at,
+        )
+        if hit is not None:
+            return _replay(hit, request)
+        if payment.state is PaymentState.QUEUED:
+            self._wake_outbox()
+        return None
+
+    async def _apply_now(
+        self, payment: Payment, location: LocationConfig, driver: PosDriver, render: PaymentRenderer
+    ) -> PaymentOutcome:
+        instruction = instruction_for(payment, location)
+        try:
+            receipt = await self._pos_call(location.driver, driver.apply_payment(instruction))
+        except PaymentRefusedError as exc:
+            now = self._clock()
+            rejected, audit = transition(payment, PaymentState.REJECTED, now, f"POS refused: {exc}")
+            response = rejection(exc)
+            await self._store.save_transition(rejected, audit, response=response, outbox="remove")
+            return PaymentOutcome(response)
+        except PosUnavailableError as exc:
+            now = self._clock()
+            reason = (
+                "POS unreachable before applying: queued"
+                if isinstance(exc, PosOfflineError)
+                else f"POS did not confirm ({exc}): queued; the outbox checks before retrying"
+            )
+            queued, audit = transition(payment, PaymentState.QUEUED, now, reason)
+            response = render.queued(queued)
+            await self._store.save_transition(
+                queued,
+                audit,
+                response=response,
+                outbox="release",
+                next_attempt_at=now,
+                error=str(exc),
+            )
+            self._wake_outbox()
+            return PaymentOutcome(response)
+        now = self._clock()
+        applied, audit = transition(
+            payment,
+            PaymentState.APPLIED,
+            now,
+            f"applied on the POS as {receipt.pos_reference}",
+            pos_reference=receipt.pos_reference,
+        )
+        response = render.applied(applied, receipt.bill)
+        await self._store.save_transition(
+            applied, audit, response=response, outbox="remove", bill=receipt.bill
+        )
+        if receipt.bill is not None:
+            self._snapshot_versions[(location.loke_location_id, receipt.bill.table)] = (
+                receipt.bill.version
+            )
+        return PaymentOutcome(response)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _driver(self, location: LocationConfig) -> PosDriver:
+        return self._drivers[location.driver]
+
+    async def _pos_call(self, driver_name: str, call: Awaitable[T]) -> T:
+        """Await a driver call with the POS deadline, and tell the health monitor."""
+        try:
+            async with asyncio.timeout(self._settings.pos_timeout_s):
+                result = await call
+        except TimeoutError as exc:
+            if isinstance(exc, PosTimeoutError):
+                await self._health.observe(driver_name, False, str(exc))
+                raise
+            await self._health.observe(driver_name, False, "no answer within the deadline")
+            raise PosTimeoutError("the POS did not answer in time") from exc
+        except PosUnavailableError as exc:
+            await self._health.observe(driver_name, False, str(exc))
+            raise
+        await self._health.observe(driver_name, True)
+        return result
+
+
+def instruction_for(payment: Payment, location: LocationConfig) -> PaymentInstruction:
+    return PaymentInstruction(
+        payment_id=payment.id,
+        location=location.pos_location,
+        table=payment.table,
+        bill_ref=payment.bill_ref,
+        amount=payment.amount,
+        tip=payment.tip,
+        label=payment.label,
+    )
+
+
+def _in_progress(payment_id: str) -> ApiError:
+    return ConflictError(
+        "in_progress",
+        "this payment is still being processed; retry shortly",
+        {"paymentId": payment_id},
+        {"Retry-After": "1"},
+    )
+
+
+def _replay(hit: IdempotencyHit, request: PaymentRequest) -> PaymentOutcome:
+    if hit.request_hash != request.fingerprint:
+        raise UnprocessableError(
+            "idempotency_key_reused",
+            "this payment id was already used for a different payment",
+            {"paymentId": request.payment_id},
+        )
+    if hit.response is None:
+        raise _in_progress(request.payment_id)
+    return PaymentOutcome(hit.response, replayed=True)

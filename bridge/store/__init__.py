@@ -1,0 +1,1 @@
+"""SQLite persistence. All SQL of the bridge lives in this package."""

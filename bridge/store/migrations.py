@@ -1,0 +1,102 @@
+"""Named schema migrations; each commits together with the record that it ran."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("pos_bridge")
+
+
+@MIGRATIONS(name="0001_payments_audit_idempotency_outbox")
+def _initial(db: Database) -> None:
+    # payment_audit is append-only: its triggers refuse UPDATE and DELETE.
+    for statement in _split(
+        """
+        CREATE TABLE payments (
+            platform TEXT NOT NULL,
+            id TEXT NOT NULL,
+            location_id TEXT NOT NULL,
+            table_no INTEGER NOT NULL,
+            bill_ref TEXT NOT NULL,
+            bill_version TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            tip INTEGER NOT NULL CHECK (tip >= 0),
+            label TEXT NOT NULL,
+            state TEXT NOT NULL,
+            pos_reference TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (platform, id)
+        );
+        CREATE INDEX payments_state ON payments (state);
+        CREATE INDEX payments_bill ON payments (location_id, bill_ref, state);
+
+        CREATE TABLE payment_audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            FOREIGN KEY (platform, payment_id) REFERENCES payments (platform, id)
+        );
+        CREATE INDEX payment_audit_payment ON payment_audit (platform, payment_id, seq);
+        CREATE TRIGGER payment_audit_no_update BEFORE UPDATE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+        CREATE TRIGGER payment_audit_no_delete BEFORE DELETE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+
+        CREATE TABLE idempotency (
+            platform TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            status INTEGER,
+            response TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (platform, payment_id)
+        );
+        CREATE INDEX idempotency_created ON idempotency (created_at);
+
+        CREATE TABLE outbox (
+            platform TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_at TEXT,
+            last_error TEXT,
+            PRIMARY KEY (platform, payment_id),
+            FOREIGN KEY (platform, payment_id) REFERENCES payments (platform, id)
+        );
+        CREATE INDEX outbox_due ON outbox (claimed_at, next_attempt_at);
+
+        CREATE TABLE bill_snapshots (
+            location_id TEXT NOT NULL,
+            table_no INTEGER NOT NULL,
+            bill_ref TEXT NOT NULL,
+            data TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (location_id, table_no)
+        );
+        """
+    ):
+        db.execute(statement)
+
+
+def _split(script: str) -> list[str]:
+    """Statements of ``script``; ``executescript`` would commit the migration's transaction.
+
+    Trigger bodies end in ``END;``, so a statement ends at a ``;`` that closes a line and is
+    not inside ``BEGIN`` … ``END``.
+    """
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = " ".join(current).strip()
+        opens_body = " BEGIN " in f" {text} " and not text.upper().endswith("END;")
+        if text.endswith(";") and not opens_body:
+            statements.append(text)
+            current = []
+    return statements

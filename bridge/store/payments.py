@@ -1,0 +1,455 @@
+"""Payments, their audit trail, idempotency records, the outbox and bill snapshots.
+
+Methods are named after what the services mean (``record_payment``, ``claim_next``,
+``save_transition``) and each is one transaction: a state change and its audit row are never
+written apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.core.bill import Bill, bill_from_dict, bill_to_dict
+from bridge.core.idempotency import StoredResponse
+from bridge.core.limits import QueueExposure
+from bridge.core.money import Money
+from bridge.core.payment import AuditRecord, Payment, PaymentState
+from bridge.store.database import Database
+
+_PENDING = (PaymentState.QUEUED.value, PaymentState.APPLYING.value)
+
+
+def iso(moment: datetime) -> str:
+    """UTC, fixed width, so stored times sort as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyHit:
+    """A payment id seen before: its request's fingerprint and, once answered, the answer."""
+
+    request_hash: str
+    response: StoredResponse | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxClaim:
+    payment: Payment
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    depth: int
+    oldest_queued_at: datetime | None
+    needs_attention: int
+    applying: int
+
+
+class PaymentStore:
+    """Intent-named persistence for the payment services."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def record_payment(
+        self,
+        payment: Payment,
+        audits: list[AuditRecord],
+        request_hash: str,
+        *,
+        response: StoredResponse | None,
+        outbox_at: datetime | None,
+        claimed: bool,
+        now: datetime,
+    ) -> IdempotencyHit | None:
+        """Insert a new payment with its audit rows and idempotency record, atomically.
+
+        Returns:
+            ``None`` if it was recorded; the earlier record if the id was already taken (then
+            nothing is written).
+        """
+
+        def work(conn: sqlite3.Connection) -> IdempotencyHit | None:
+            hit = _idempotency(conn, payment.platform, payment.id)
+            if hit is not None:
+                return hit
+            conn.execute(
+                "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
+                " bill_version, currency, amount, tip, label, state, pos_reference, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    payment.platform,
+                    payment.id,
+                    payment.location_id,
+                    payment.table,
+                    payment.bill_ref,
+                    payment.bill_version,
+                    payment.amount.currency,
+                    payment.amount.minor,
+                    payment.tip.minor,
+                    payment.label,
+                    payment.state.value,
+                    payment.pos_reference,
+                    iso(payment.created_at),
+                    iso(payment.updated_at),
+                ),
+            )
+            for audit in audits:
+                _insert_audit(conn, payment.platform, audit)
+            conn.execute(
+                "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                (
+                    payment.platform,
+                    payment.id,
+                    request_hash,
+                    response.status if response else None,
+                    json.dumps(response.body) if response else None,
+                    iso(now),
+                ),
+            )
+            if outbox_at is not None:
+                conn.execute(
+                    "INSERT INTO outbox (platform, payment_id, next_attempt_at, claimed_at)"
+                    " VALUES (?,?,?,?)",
+                    (payment.platform, payment.id, iso(outbox_at), iso(now) if claimed else None),
+                )
+            return None
+
+        return await self.db.write(work)
+
+    async def save_transition(
+        self,
+        payment: Payment,
+        audit: AuditRecord,
+        *,
+        response: StoredResponse | None = None,
+        outbox: str = "keep",
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+        bill: Bill | None = None,
+    ) -> None:
+        """Store ``payment``'s new state with its audit row, in one transaction.
+
+        Args:
+            response: the answer to keep for replays, if this change gives one.
+            outbox: ``"keep"``, ``"remove"`` (done or given up) or ``"release"`` (retry at
+                ``next_attempt_at``).
+            bill: the bill as the POS returned it, kept as the table's latest snapshot.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?"
+                " WHERE platform = ? AND id = ?",
+                (
+                    payment.state.value,
+                    payment.pos_reference,
+                    iso(payment.updated_at),
+                    payment.platform,
+                    payment.id,
+                ),
+            )
+            _insert_audit(conn, payment.platform, audit)
+            if response is not None:
+                conn.execute(
+                    "UPDATE idempotency SET status = ?, response = ? WHERE platform = ?"
+                    " AND payment_id = ?",
+                    (response.status, json.dumps(response.body), payment.platform, payment.id),
+                )
+            _outbox_change(conn, payment, outbox, next_attempt_at, error)
+            if bill is not None:
+                _save_snapshot(conn, payment.location_id, bill, payment.updated_at)
+
+        await self.db.write(work)
+
+    async def claim_next(self, now: datetime, stale_before: datetime) -> OutboxClaim | None:
+        """Claim the next due outbox entry (or one whose claimer died) for this worker."""
+
+        def work(conn: sqlite3.Connection) -> OutboxClaim | None:
+            row = conn.execute(
+                "UPDATE outbox SET claimed_at = ?, attempts = attempts + 1 WHERE rowid = ("
+                " SELECT rowid FROM outbox WHERE (claimed_at IS NULL AND next_attempt_at <= ?)"
+                " OR claimed_at < ? ORDER BY next_attempt_at, rowid LIMIT 1)"
+                " RETURNING platform, payment_id, attempts",
+                (iso(now), iso(now), iso(stale_before)),
+            ).fetchone()
+            if row is None:
+                return None
+            payment = _payment(conn, row["platform"], row["payment_id"])
+            assert payment is not None  # the foreign key guarantees it
+            return OutboxClaim(payment, row["attempts"])
+
+        return await self.db.write(work)
+
+    async def release_claim(self, payment: Payment, next_attempt_at: datetime, error: str) -> None:
+        """Give a claim back without a state change (e.g. the POS is still unreachable)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            _outbox_change(conn, payment, "release", next_attempt_at, error)
+
+        await self.db.write(work)
+
+    async def release_all_claims(self) -> int:
+        """At start-up every claim belongs to a dead process; hand them all back."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL"
+            ).rowcount
+
+        return await self.db.write(work)
+
+    async def make_due(self, now: datetime) -> int:
+        """Every unclaimed entry becomes due now (the POS just came back)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE claimed_at IS NULL AND"
+                " next_attempt_at > ?",
+                (iso(now), iso(now)),
+            ).rowcount
+
+        return await self.db.write(work)
+
+    async def save_bill_snapshot(self, location_id: str, bill: Bill, now: datetime) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _save_snapshot(conn, location_id, bill, now)
+
+        await self.db.write(work)
+
+    async def prune_idempotency(self, before: datetime) -> int:
+        """Forget replay answers of finished payments older than ``before``.
+
+        Payments and their audit rows are kept; only the replay record goes.
+        """
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM idempotency WHERE created_at < ? AND response IS NOT NULL AND"
+                " payment_id IN (SELECT id FROM payments p WHERE p.platform ="
+                " idempotency.platform AND p.state IN ('applied', 'rejected'))",
+                (iso(before),),
+            ).rowcount
+
+        return await self.db.write(work)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def idempotency(self, platform: str, payment_id: str) -> IdempotencyHit | None:
+        return await self.db.read(lambda conn: _idempotency(conn, platform, payment_id))
+
+    async def get_payment(self, platform: str, payment_id: str) -> Payment | None:
+        return await self.db.read(lambda conn: _payment(conn, platform, payment_id))
+
+    async def payment_exists(self, platform: str, payment_id: str) -> bool:
+        return await self.get_payment(platform, payment_id) is not None
+
+    async def pending_on_bill(self, location_id: str, bill_ref: str, currency: str) -> Money:
+        """Accepted on ``bill_ref`` but not yet on the POS: it must come off the balance."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM payments WHERE location_id = ? AND"
+                " bill_ref = ? AND state IN (?, ?)",
+                (location_id, bill_ref, *_PENDING),
+            ).fetchone()
+            return int(row[0])
+
+        return Money(await self.db.read(work), currency)
+
+    async def exposure(self) -> QueueExposure:
+        """What is queued for the POS, for the merchant's offline limits."""
+
+        def work(conn: sqlite3.Connection) -> QueueExposure:
+            rows = conn.execute(
+                "SELECT currency, COUNT(*), SUM(amount + tip), MIN(created_at) FROM payments"
+                " WHERE state IN (?, ?) GROUP BY currency",
+                _PENDING,
+            ).fetchall()
+            oldest = min((r[3] for r in rows), default=None)
+            return QueueExposure(
+                count=sum(r[1] for r in rows),
+                total_minor={r[0]: r[2] for r in rows},
+                oldest_queued_at=parse_iso(oldest) if oldest else None,
+            )
+
+        return await self.db.read(work)
+
+    async def queue_status(self) -> QueueStatus:
+        def work(conn: sqlite3.Connection) -> QueueStatus:
+            counts = dict(
+                conn.execute(
+                    "SELECT state, COUNT(*) FROM payments WHERE state IN (?, ?, ?) GROUP BY state",
+                    (*_PENDING, PaymentState.NEEDS_ATTENTION.value),
+                ).fetchall()
+            )
+            oldest = conn.execute(
+                "SELECT MIN(created_at) FROM payments WHERE state IN (?, ?)", _PENDING
+            ).fetchone()[0]
+            return QueueStatus(
+                depth=counts.get("queued", 0) + counts.get("applying", 0),
+                oldest_queued_at=parse_iso(oldest) if oldest else None,
+                needs_attention=counts.get("needs_attention", 0),
+                applying=counts.get("applying", 0),
+            )
+
+        return await self.db.read(work)
+
+    async def audit_trail(self, platform: str, payment_id: str) -> list[AuditRecord]:
+        def work(conn: sqlite3.Connection) -> list[AuditRecord]:
+            rows = conn.execute(
+                "SELECT payment_id, from_state, to_state, at, reason FROM payment_audit"
+                " WHERE platform = ? AND payment_id = ? ORDER BY seq",
+                (platform, payment_id),
+            ).fetchall()
+            return [
+                AuditRecord(
+                    r[0],
+                    PaymentState(r[1]) if r[1] else None,
+                    PaymentState(r[2]),
+                    parse_iso(r[3]),
+                    r[4],
+                )
+                for r in rows
+            ]
+
+        return await self.db.read(work)
+
+    async def payments_in_state(self, state: PaymentState, limit: int = 100) -> list[Payment]:
+        def work(conn: sqlite3.Connection) -> list[Payment]:
+            rows = conn.execute(
+                "SELECT * FROM payments WHERE state = ? ORDER BY created_at LIMIT ?",
+                (state.value, limit),
+            ).fetchall()
+            return [_row_to_payment(r) for r in rows]
+
+        return await self.db.read(work)
+
+    async def unanswered_or_applying(self) -> list[Payment]:
+        """Payments a dead process left mid-flight: applying, or never answered."""
+
+        def work(conn: sqlite3.Connection) -> list[Payment]:
+            rows = conn.execute(
+                "SELECT p.* FROM payments p JOIN idempotency i ON i.platform = p.platform AND"
+                " i.payment_id = p.id WHERE p.state = ? OR i.response IS NULL",
+                (PaymentState.APPLYING.value,),
+            ).fetchall()
+            return [_row_to_payment(r) for r in rows]
+
+        return await self.db.read(work)
+
+    async def answer_if_unanswered(self, payment: Payment, response: StoredResponse) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE idempotency SET status = ?, response = ? WHERE platform = ? AND"
+                " payment_id = ? AND response IS NULL",
+                (response.status, json.dumps(response.body), payment.platform, payment.id),
+            )
+
+        await self.db.write(work)
+
+    async def bill_snapshot(self, location_id: str, table: int) -> Bill | None:
+        def work(conn: sqlite3.Connection) -> Bill | None:
+            row = conn.execute(
+                "SELECT data FROM bill_snapshots WHERE location_id = ? AND table_no = ?",
+                (location_id, table),
+            ).fetchone()
+            return bill_from_dict(json.loads(row[0])) if row else None
+
+        return await self.db.read(work)
+
+
+def _insert_audit(conn: sqlite3.Connection, platform: str, audit: AuditRecord) -> None:
+    conn.execute(
+        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
+        " VALUES (?,?,?,?,?,?)",
+        (
+            platform,
+            audit.payment_id,
+            audit.from_state.value if audit.from_state else None,
+            audit.to_state.value,
+            iso(audit.at),
+            audit.reason,
+        ),
+    )
+
+
+def _outbox_change(
+    conn: sqlite3.Connection,
+    payment: Payment,
+    change: str,
+    next_attempt_at: datetime | None,
+    error: str | None,
+) -> None:
+    key = (payment.platform, payment.id)
+    if change == "remove":
+        conn.execute("DELETE FROM outbox WHERE platform = ? AND payment_id = ?", key)
+    elif change == "release":
+        when = iso(next_attempt_at or payment.updated_at)
+        conn.execute(
+            "INSERT INTO outbox (platform, payment_id, next_attempt_at, last_error)"
+            " VALUES (?,?,?,?) ON CONFLICT (platform, payment_id) DO UPDATE SET"
+            " claimed_at = NULL, next_attempt_at = excluded.next_attempt_at,"
+            " last_error = excluded.last_error",
+            (*key, when, error),
+        )
+    elif change != "keep":
+        raise ValueError(f"unknown outbox change {change!r}")
+
+
+def _save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
+        " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at",
+        (location_id, bill.table, bill.id, json.dumps(bill_to_dict(bill)), iso(now)),
+    )
+
+
+def _idempotency(conn: sqlite3.Connection, platform: str, payment_id: str) -> IdempotencyHit | None:
+    row = conn.execute(
+        "SELECT request_hash, status, response FROM idempotency WHERE platform = ? AND"
+        " payment_id = ?",
+        (platform, payment_id),
+    ).fetchone()
+    if row is None:
+        return None
+    response = StoredResponse(row[1], json.loads(row[2])) if row[2] is not None else None
+    return IdempotencyHit(row[0], response)
+
+
+def _payment(conn: sqlite3.Connection, platform: str, payment_id: str) -> Payment | None:
+    row = conn.execute(
+        "SELECT * FROM payments WHERE platform = ? AND id = ?", (platform, payment_id)
+    ).fetchone()
+    return _row_to_payment(row) if row else None
+
+
+def _row_to_payment(row: sqlite3.Row) -> Payment:
+    currency = row["currency"]
+    return Payment(
+        id=row["id"],
+        platform=row["platform"],
+        location_id=row["location_id"],
+        table=row["table_no"],
+        bill_ref=row["bill_ref"],
+        bill_version=row["bill_version"],
+        amount=Money(row["amount"], currency),
+        tip=Money(row["tip"], currency),
+        label=row["label"],
+        state=PaymentState(row["state"]),
+        created_at=parse_iso(row["created_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+        pos_reference=row["pos_reference"],
+    )

@@ -1,0 +1,330 @@
+"""The simulator driver: a POS in a SQLite file (or in memory), controllable at run time.
+
+URL forms::
+
+    simulator:                         in memory, gone when the bridge stops
+    simulator:///var/lib/pos/sim.db    kept in that file, so "the POS" outlives a bridge crash
+
+Options (``[drivers.<name>.options]``): ``tables`` (default 20), ``currency`` ("AUD"),
+``seed`` (1), ``latency_ms`` (0). Every location is seeded on first use with ``tables``
+tables, each with an open bill drawn from a small menu.
+
+Modes, switched by the admin API or ``pos-bridge sim``: ``online``; ``offline`` (every call
+raises :class:`PosOfflineError` and does nothing); ``failing`` (every call does its work and
+then raises :class:`PosTimeoutError`, as a POS whose answers are lost on the wire: the bridge
+must reconcile with :meth:`find_payment`); plus a latency added to every call.
+
+The file uses WAL with ``synchronous=NORMAL``: it must survive the bridge process being
+killed, which that guarantees, not the machine losing power. Its statements take well under a
+millisecond, so they run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import ClassVar, TypeVar
+
+from bridge.core.bill import Bill, BillItem, bill_from_dict, bill_to_dict
+from bridge.core.money import CURRENCIES, Money
+from drivers.base import (
+    DriverHealth,
+    DriverInfo,
+    DriverSettings,
+    PaymentInstruction,
+    PosPayment,
+    Table,
+)
+from drivers.errors import (
+    DriverConfigError,
+    PaymentRefusedError,
+    PosOfflineError,
+    PosTimeoutError,
+    UnknownTableError,
+)
+from drivers.simulator import model
+
+MODES = ("online", "offline", "failing")
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sim_tables (
+    location TEXT NOT NULL, table_no INTEGER NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (location, table_no));
+CREATE TABLE IF NOT EXISTS sim_bills (
+    id TEXT PRIMARY KEY, location TEXT NOT NULL, table_no INTEGER NOT NULL,
+    open INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sim_bills_open ON sim_bills (location, table_no, open);
+CREATE TABLE IF NOT EXISTS sim_payments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, location TEXT NOT NULL, payment_id TEXT NOT NULL,
+    bill_id TEXT NOT NULL, amount INTEGER NOT NULL, tip INTEGER NOT NULL,
+    currency TEXT NOT NULL, applied_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sim_payments_id ON sim_payments (location, payment_id);
+CREATE TABLE IF NOT EXISTS sim_serials (location TEXT PRIMARY KEY, next_serial INTEGER NOT NULL);
+"""
+
+
+@dataclass(slots=True)
+class SimulatorMode:
+    mode: str = "online"
+    latency_ms: int = 0
+
+
+class SimulatorDriver:
+    """A POS that lives in SQLite; see the module docstring."""
+
+    info: ClassVar[DriverInfo] = DriverInfo(
+        name="simulator",
+        version="1.0",
+        description="Simulated POS with tables and open bills; can go offline, slow or failing.",
+    )
+
+    def __init__(self, settings: DriverSettings) -> None:
+        url, options = settings.url, dict(settings.options)
+        if url.netloc not in ("", "memory"):
+            raise DriverConfigError("url", f"unexpected host {url.netloc!r}; use simulator:///path")
+        self._path = url.path or ":memory:"
+        self._tables = _int_option(options, "tables", 20, 1, 999)
+        self._seed = _int_option(options, "seed", 1, 0, 2**31)
+        self._currency = str(options.pop("currency", "AUD"))
+        if self._currency not in CURRENCIES:
+            raise DriverConfigError("options.currency", f"unsupported currency {self._currency!r}")
+        self.control = SimulatorMode(latency_ms=_int_option(options, "latency_ms", 0, 0, 60_000))
+        if options:
+            raise DriverConfigError(f"options.{sorted(options)[0]}", "unknown option")
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- the driver interface ------------------------------------------------------------------
+
+    async def list_tables(self, location: str) -> list[Table]:
+        await self._enter()
+        self._ensure_seeded(location)
+        rows = self._conn.execute(
+            "SELECT table_no, name FROM sim_tables WHERE location = ? ORDER BY table_no",
+            (location,),
+        ).fetchall()
+        return self._leave([Table(number, name) for number, name in rows])
+
+    async def get_open_bill(self, location: str, table: int) -> Bill | None:
+        await self._enter()
+        self._ensure_seeded(location)
+        if not self._table_exists(location, table):
+            raise UnknownTableError(location, table)
+        return self._leave(self._open_bill(location, table))
+
+    async def apply_payment(self, instruction: PaymentInstruction) -> PosPayment:
+        await self._enter()
+        db = self._conn
+        now = datetime.now(UTC)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT data FROM sim_bills WHERE id = ? AND location = ?",
+                (instruction.bill_ref, instruction.location),
+            ).fetchone()
+            if row is None:
+                raise PaymentRefusedError("bill_not_found", f"no bill {instruction.bill_ref}")
+            bill = bill_from_dict(json.loads(row[0]))
+            cursor = db.execute(
+                "INSERT INTO sim_payments (location, payment_id, bill_id, amount, tip, currency,"
+                " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    instruction.location,
+                    instruction.payment_id,
+                    bill.id,
+                    instruction.amount.minor,
+                    instruction.tip.minor,
+                    instruction.amount.currency,
+                    now.isoformat(),
+                ),
+            )
+            reference = _reference(cursor.lastrowid or 0)
+            paid = model.apply_payment(bill, instruction, reference, now)
+            self._save_bill(instruction.location, paid)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return self._leave(
+            PosPayment(
+                instruction.payment_id,
+                reference,
+                paid.id,
+                instruction.amount,
+                instruction.tip,
+                paid,
+            )
+        )
+
+    async def find_payment(self, location: str, payment_id: str) -> PosPayment | None:
+        await self._enter()
+        row = self._conn.execute(
+            "SELECT p.seq, p.bill_id, p.amount, p.tip, p.currency, b.data FROM sim_payments p"
+            " JOIN sim_bills b ON b.id = p.bill_id WHERE p.location = ? AND p.payment_id = ?"
+            " ORDER BY p.seq LIMIT 1",
+            (location, payment_id),
+        ).fetchone()
+        if row is None:
+            return self._leave(None)
+        seq, bill_id, amount, tip, currency, data = row
+        bill = bill_from_dict(json.loads(data))
+        return self._leave(
+            PosPayment(
+                payment_id,
+                _reference(seq),
+                bill_id,
+                Money(amount, currency),
+                Money(tip, currency),
+                bill,
+            )
+        )
+
+    async def health(self) -> DriverHealth:
+        now = datetime.now(UTC)
+        if self.control.mode == "offline":
+            return DriverHealth(False, "simulated POS is offline", now)
+        if self.control.mode == "failing":
+            return DriverHealth(False, "simulated POS is failing", now)
+        return DriverHealth(True, "simulated POS is online", now)
+
+    # -- technician controls (admin API, CLI, tests) -------------------------------------------
+
+    def set_mode(self, mode: str, latency_ms: int | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        self.control.mode = mode
+        if latency_ms is not None:
+            self.control.latency_ms = latency_ms
+
+    def open_new_bill(self, location: str, table: int) -> Bill:
+        """Seat new guests: close nothing, but open a fresh bill if the table has none."""
+        self._ensure_seeded(location)
+        if not self._table_exists(location, table):
+            raise UnknownTableError(location, table)
+        current = self._open_bill(location, table)
+        if current is not None:
+            return current
+        rng = random.Random(f"{self._seed}:{location}:{table}:new")
+        return self._new_bill(location, table, rng)
+
+    def add_item(self, location: str, table: int, item: BillItem) -> Bill:
+        """A waiter adds a line: the bill's charges (and so its version) change."""
+        bill = self._open_bill(location, table)
+        if bill is None:
+            raise PaymentRefusedError("bill_closed", f"table {table} has no open bill")
+        changed = replace(bill, items=(*bill.items, item), updated=datetime.now(UTC))
+        self._save_bill(location, changed)
+        return changed
+
+    def payments(self, location: str) -> list[tuple[str, str, int, int]]:
+        """Every payment the POS holds: (platform payment id, bill id, amount, tip)."""
+        rows = self._conn.execute(
+            "SELECT payment_id, bill_id, amount, tip FROM sim_payments WHERE location = ?"
+            " ORDER BY seq",
+            (location,),
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    # -- internals -------------------------------------------------------------------------
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise PosOfflineError("simulator is not open")
+        return self._db
+
+    async def _enter(self) -> None:
+        if self.control.latency_ms:
+            await asyncio.sleep(self.control.latency_ms / 1000)
+        if self.control.mode == "offline":
+            raise PosOfflineError("simulated POS is offline")
+
+    def _leave(self, result: _T) -> _T:
+        if self.control.mode == "failing":
+            raise PosTimeoutError("simulated POS did not answer")
+        return result
+
+    def _table_exists(self, location: str, table: int) -> bool:
+        return (
+            self._conn.execute(
+                "SELECT 1 FROM sim_tables WHERE location = ? AND table_no = ?", (location, table)
+            ).fetchone()
+            is not None
+        )
+
+    def _open_bill(self, location: str, table: int) -> Bill | None:
+        row = self._conn.execute(
+            "SELECT data FROM sim_bills WHERE location = ? AND table_no = ? AND open = 1",
+            (location, table),
+        ).fetchone()
+        return bill_from_dict(json.loads(row[0])) if row else None
+
+    def _save_bill(self, location: str, bill: Bill) -> None:
+        self._conn.execute(
+            "INSERT INTO sim_bills (id, location, table_no, open, data) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET open = excluded.open, data = excluded.data",
+            (bill.id, location, bill.table, int(bill.is_open), json.dumps(bill_to_dict(bill))),
+        )
+
+    def _new_bill(self, location: str, table: int, rng: random.Random) -> Bill:
+        db = self._conn
+        db.execute(
+            "INSERT INTO sim_serials (location, next_serial) VALUES (?, 1)"
+            " ON CONFLICT (location) DO UPDATE SET next_serial = next_serial + 1",
+            (location,),
+        )
+        (serial,) = db.execute(
+            "SELECT next_serial FROM sim_serials WHERE location = ?", (location,)
+        ).fetchone()
+        bill = model.make_bill(location, table, serial, datetime.now(UTC), rng, self._currency)
+        self._save_bill(location, bill)
+        return bill
+
+    def _ensure_seeded(self, location: str) -> None:
+        db = self._conn
+        if db.execute(
+            "SELECT 1 FROM sim_tables WHERE location = ? LIMIT 1", (location,)
+        ).fetchone():
+            return
+        rng = random.Random(f"{self._seed}:{location}")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(1, self._tables + 1):
+                db.execute(
+                    "INSERT INTO sim_tables VALUES (?, ?, ?)", (location, number, f"Table {number}")
+                )
+                self._new_bill(location, number, rng)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _reference(seq: int) -> str:
+    return f"SIM-{seq:06d}"
+
+
+def _int_option(options: dict[str, object], key: str, default: int, low: int, high: int) -> int:
+    value = options.pop(key, default)
+    if type(value) is not int or not low <= value <= high:
+        raise DriverConfigError(f"options.{key}", f"must be an integer from {low} to {high}")
+    return value
