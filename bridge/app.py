@@ -29,8 +29,9 @@ from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
-from drivers.base import DriverSettings, PosDriver, load_driver
+from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError
+from drivers.registry import load_driver
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--data-dir", type=Path, default=None)
     demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS")
 
-    sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing")
-    sim.add_argument("mode", choices=["online", "offline", "failing"])
+    sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing/lossy")
+    sim.add_argument("mode", choices=["online", "offline", "failing", "lossy"])
     sim.add_argument("--latency-ms", type=int, default=None)
     sim.add_argument("--driver", default="main")
     sim.add_argument("--config", default=DEFAULT_CONFIG)

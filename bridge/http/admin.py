@@ -13,7 +13,7 @@ from aiohttp import web
 import bridge
 from bridge.core.bill import BillItem, ItemKind
 from bridge.core.payment import PaymentState
-from bridge.errors import BadRequestError, NotFoundError
+from bridge.errors import BadRequestError, ConflictError, NotFoundError
 from bridge.http.auth import check_admin
 from bridge.http.fields import Fields, parse_table_number
 from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
@@ -178,8 +178,22 @@ async def simulator_add_item(request: web.Request) -> web.Response:
     return web.json_response(bill_json(_sim_call(lambda: driver.add_item(location, table, item))))
 
 
+@routes.post("/api/drivers/{driver}/simulator/tables/{table}/till-payments")
+async def simulator_pay_at_till(request: web.Request) -> web.Response:
+    """Staff take cash at the POS itself; the bridge only sees it by re-reading the bill."""
+    runtime = _admin(request)
+    driver = _simulator(runtime, request.match_info["driver"])
+    table = parse_table_number(request.match_info["table"])
+    fields = await _json(request)
+    location = fields.string("posLocation", required=False, max_len=128) or "1"
+    amount = fields.minor_units("amount") or 0
+    fields.done()
+    bill = _sim_call(lambda: driver.pay_at_till(location, table, amount))
+    return web.json_response(bill_json(bill))
+
+
 def _sim_call(call: Any) -> Any:
     try:
         return call()
     except DriverError as exc:
-        raise NotFoundError("simulator_refused", str(exc), {}) from exc
+        raise ConflictError("simulator_refused", str(exc), {}) from exc

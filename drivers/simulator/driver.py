@@ -10,9 +10,11 @@ Options (``[drivers.<name>.options]``): ``tables`` (default 20), ``currency`` ("
 tables, each with an open bill drawn from a small menu.
 
 Modes, switched by the admin API or ``pos-bridge sim``: ``online``; ``offline`` (every call
-raises :class:`PosOfflineError` and does nothing); ``failing`` (every call does its work and
-then raises :class:`PosTimeoutError`, as a POS whose answers are lost on the wire: the bridge
-must reconcile with :meth:`find_payment`); plus a latency added to every call.
+raises :class:`PosOfflineError` and does nothing, as a POS that refuses connections);
+``failing`` (every call raises :class:`PosUnavailableError` and does nothing, as a POS that
+answers with errors); ``lossy`` (reads work, but a payment is applied and then its answer is
+lost: :class:`PosTimeoutError`, so the bridge must reconcile with :meth:`find_payment`); plus
+a latency added to every call.
 
 The file uses WAL with ``synchronous=NORMAL``: it must survive the bridge process being
 killed, which that guarantees, not the machine losing power. Its statements take well under a
@@ -44,11 +46,12 @@ from drivers.errors import (
     PaymentRefusedError,
     PosOfflineError,
     PosTimeoutError,
+    PosUnavailableError,
     UnknownTableError,
 )
 from drivers.simulator import model
 
-MODES = ("online", "offline", "failing")
+MODES = ("online", "offline", "failing", "lossy")
 
 _T = TypeVar("_T")
 
@@ -172,7 +175,8 @@ class SimulatorDriver:
                 instruction.amount,
                 instruction.tip,
                 paid,
-            )
+            ),
+            wrote=True,
         )
 
     async def find_payment(self, location: str, payment_id: str) -> PosPayment | None:
@@ -203,7 +207,7 @@ class SimulatorDriver:
         if self.control.mode == "offline":
             return DriverHealth(False, "simulated POS is offline", now)
         if self.control.mode == "failing":
-            return DriverHealth(False, "simulated POS is failing", now)
+            return DriverHealth(False, "simulated POS answers with errors", now)
         return DriverHealth(True, "simulated POS is online", now)
 
     # -- technician controls (admin API, CLI, tests) -------------------------------------------
@@ -235,6 +239,29 @@ class SimulatorDriver:
         self._save_bill(location, changed)
         return changed
 
+    def pay_at_till(self, location: str, table: int, amount: int, label: str = "Cash") -> Bill:
+        """Staff take a payment at the POS itself: the bridge hears of it only by re-reading."""
+        bill = self._open_bill(location, table)
+        if bill is None:
+            raise PaymentRefusedError("bill_closed", f"table {table} has no open bill")
+        now = datetime.now(UTC)
+        paid = model.apply_payment(
+            bill,
+            PaymentInstruction(
+                f"till-{now.timestamp()}",
+                location,
+                table,
+                bill.id,
+                Money(amount, bill.currency),
+                Money(0, bill.currency),
+                label,
+            ),
+            "TILL",
+            now,
+        )
+        self._save_bill(location, paid)
+        return paid
+
     def payments(self, location: str) -> list[tuple[str, str, int, int]]:
         """Every payment the POS holds: (platform payment id, bill id, amount, tip)."""
         rows = self._conn.execute(
@@ -257,10 +284,12 @@ class SimulatorDriver:
             await asyncio.sleep(self.control.latency_ms / 1000)
         if self.control.mode == "offline":
             raise PosOfflineError("simulated POS is offline")
-
-    def _leave(self, result: _T) -> _T:
         if self.control.mode == "failing":
-            raise PosTimeoutError("simulated POS did not answer")
+            raise PosUnavailableError("simulated POS answered with an error")
+
+    def _leave(self, result: _T, *, wrote: bool = False) -> _T:
+        if wrote and self.control.mode == "lossy":
+            raise PosTimeoutError("simulated POS applied it, but the answer was lost")
         return result
 
     def _table_exists(self, location: str, table: int) -> bool:

@@ -353,7 +353,7 @@ def openapi_document() -> dict[str, Any]:
                                     "additionalProperties": False,
                                     "required": ["mode"],
                                     "properties": {
-                                        "mode": {"enum": ["online", "offline", "failing"]},
+                                        "mode": {"enum": ["online", "offline", "failing", "lossy"]},
                                         "latencyMs": {"type": "integer", "minimum": 0},
                                     },
                                 }
@@ -395,6 +395,23 @@ def openapi_document() -> dict[str, Any]:
                         _TABLE,
                     ],
                     "responses": {"200": _json(_ref("Bill"), "The changed bill."), **_COMMON},
+                }
+            },
+            "/api/drivers/{driver}/simulator/tables/{table}/till-payments": {
+                "post": {
+                    "operationId": "simulatorPayAtTill",
+                    "summary": "Staff take cash at the POS itself.",
+                    "security": _ADMIN_AUTH,
+                    "parameters": [
+                        {
+                            "name": "driver",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        _TABLE,
+                    ],
+                    "responses": {"200": _json(_ref("Bill"), "The bill after it."), **_COMMON},
                 }
             },
             "/openapi.json": {

@@ -1,0 +1,84 @@
+"""The pure core imports no I/O: no event loop, sockets, database, serial port or clock.
+
+Checked twice: the AST of every core module (what it imports itself), and a fresh
+interpreter that imports them all (what they pull in, transitively).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = {
+    "asyncio",
+    "aiohttp",
+    "sqlite3",
+    "socket",
+    "serial",
+    "time",
+    "websockets",
+    "sqlite_utils",
+    "threading",
+    "selectors",
+}
+CORE_FILES = sorted(
+    [
+        *ROOT.glob("bridge/core/*.py"),
+        ROOT / "bridge/http/fields.py",
+        ROOT / "bridge/errors.py",
+        ROOT / "bridge/platforms/loke/contract.py",
+        ROOT / "drivers/base.py",
+        ROOT / "drivers/errors.py",
+        ROOT / "drivers/simulator/model.py",
+    ]
+)
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_modules_import_no_io_directly():
+    offenders = {
+        _module_name(path): sorted(_imports(path) & FORBIDDEN)
+        for path in CORE_FILES
+        if _imports(path) & FORBIDDEN
+    }
+    assert offenders == {}
+
+
+def test_core_modules_pull_in_no_io_transitively():
+    modules = [_module_name(p) for p in CORE_FILES]
+    probe = (
+        "import importlib, json, sys\n"
+        f"before = set(sys.modules)\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    loaded = {name.split(".")[0] for name in json.loads(result.stdout)}
+    # ``time`` is imported by parts of the standard library itself; the AST test above keeps
+    # the core from using it. Everything else on the list must stay out entirely.
+    assert loaded & (FORBIDDEN - {"time", "threading"}) == set()
+
+
+def test_purity_check_sees_a_forbidden_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import asyncio\nfrom sqlite3 import connect\n")
+    assert _imports(bad) & FORBIDDEN == {"asyncio", "sqlite3"}

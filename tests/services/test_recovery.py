@@ -1,0 +1,74 @@
+"""What a restart finds: payments a killed process left applying or unanswered.
+
+The crash test (tests/test_crash.py) kills a real process; this checks the recovery steps one
+by one, on a real database file, by building the bridge twice on the same data folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.app import create_app
+from bridge.core.money import Money
+from bridge.core.payment import PaymentState, receive, transition
+from bridge.platforms.loke.contract import parse_payment
+from bridge.runtime import RUNTIME
+from tests.conftest import LOKE_AUTH, fetch_bill, loke_url, make_config, payment_body
+
+
+async def test_a_payment_left_applying_is_answered_queued_and_applied_once(
+    aiohttp_client, tmp_path
+):
+    # the simulated POS keeps its state in a file: it outlives the bridge, as a real one does
+    config = make_config(tmp_path, drivers={"main": {"url": f"simulator://{tmp_path}/pos.db"}})
+    first = await aiohttp_client(create_app(config))
+    bill = await fetch_bill(first, 5)
+    body = payment_body(bill, "stranded", 300)
+    runtime = first.app[RUNTIME]
+    # What a process killed between its durable write and the POS call leaves behind:
+    # the payment in "applying", claimed, with no stored answer.
+    payment, received = receive(
+        payment_id="stranded",
+        platform="loke",
+        location_id="loc-main",
+        table=5,
+        bill_ref=bill["id"],
+        bill_version=bill["version"],
+        amount=Money(300, "AUD"),
+        tip=Money(0, "AUD"),
+        label="LOKE Pay at Table",
+        now=runtime.clock(),
+    )
+    applying, audit = transition(payment, PaymentState.APPLYING, runtime.clock(), "test")
+    fingerprint = parse_payment(body, "loc-main", 5).fingerprint
+    await runtime.store.record_payment(
+        applying,
+        [received, audit],
+        fingerprint,
+        response=None,
+        outbox_at=runtime.clock(),
+        claimed=True,
+        now=runtime.clock(),
+    )
+    await first.close()
+
+    second = await aiohttp_client(create_app(config))
+    response = await second.post(loke_url(5, "payments"), headers=LOKE_AUTH, json=body)
+    assert response.status == 202, await response.text()
+    assert (await response.json())["status"] == "queued"
+    runtime = second.app[RUNTIME]
+    for _ in range(200):  # the outbox worker runs in the background; bounded wait
+        applied = await runtime.store.get_payment("loke", "stranded")
+        if applied.state is PaymentState.APPLIED:
+            break
+        await asyncio.sleep(0.02)
+    assert applied.state is PaymentState.APPLIED
+    assert [p[0] for p in runtime.drivers["main"].payments("1")] == ["stranded"]
+    trail = [
+        (a.from_state, a.to_state) for a in await runtime.store.audit_trail("loke", "stranded")
+    ]
+    assert trail[-3:] == [
+        (PaymentState.APPLYING, PaymentState.QUEUED),
+        (PaymentState.QUEUED, PaymentState.APPLYING),
+        (PaymentState.APPLYING, PaymentState.APPLIED),
+    ]

@@ -1,0 +1,105 @@
+"""Configuration: the example parses, and every mistake names its key path."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.app import build_drivers
+from bridge.config import ConfigError, load_config, parse_config
+from tests.conftest import config_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_config_parses_and_its_drivers_build():
+    config = load_config(ROOT / "config.example.toml")
+    assert config.server.host == "127.0.0.1"
+    assert config.locations["demo-cafe"].auth.scheme == "bearer"
+    assert config.payments.offline_limits.max_age == timedelta(hours=72)
+    assert config.payments.offline_limits.max_total_minor["AUD"] == 500000
+    assert set(build_drivers(config)) == {"main"}
+
+
+def error_for(tmp_path, mutate, env=None):
+    data = copy.deepcopy(config_data(tmp_path))
+    mutate(data)
+    with pytest.raises(ConfigError) as caught:
+        config = parse_config(data, env or {})
+        build_drivers(config)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda d: d["drivers"]["main"].update(url="com://COM1"),
+            "drivers.main.url: unknown scheme 'com'",
+        ),
+        (lambda d: d["drivers"]["main"].update(url="no-scheme"), "drivers.main.url:"),
+        (
+            lambda d: d["drivers"]["main"]["options"].update(tables=-1),
+            "drivers.main.options.tables:",
+        ),
+        (lambda d: d["bridge"].update(admin_token="short"), "bridge.admin_token:"),
+        (lambda d: d["bridge"].update(colour="red"), "bridge.colour: unknown key"),
+        (
+            lambda d: (
+                d["server"].update(port=70000)
+                if "server" in d
+                else d.update(server={"port": 70000})
+            ),
+            "server.port:",
+        ),
+        (
+            lambda d: d["locations"]["loc-main"].update(driver="other"),
+            "locations.loc-main.driver: no driver named 'other'",
+        ),
+        (
+            lambda d: d["locations"]["loc-main"]["auth"].update(scheme="basic"),
+            "locations.loc-main.auth.scheme:",
+        ),
+        (
+            lambda d: d["locations"]["loc-main"]["auth"].update(secrets=["short"]),
+            "locations.loc-main.auth.secrets:",
+        ),
+        (
+            lambda d: d.update(
+                payments={"idempotency_retention_days": 2, "offline_limits": {"max_age_hours": 72}}
+            ),
+            "payments.idempotency_retention_days: must outlive",
+        ),
+        (
+            lambda d: d.update(payments={"offline_limits": {"max_total_minor": {"USD": 1}}}),
+            "payments.offline_limits.max_total_minor.USD: unknown currency",
+        ),
+        (lambda d: d.update(outbox={"retry_max_s": "soon"}), "outbox.retry_max_s:"),
+        (lambda d: d.pop("drivers"), "drivers: at least one driver"),
+    ],
+)
+def test_errors_name_the_key_path(tmp_path, mutate, message):
+    assert message in error_for(tmp_path, mutate)
+
+
+def test_secrets_can_come_from_the_environment(tmp_path):
+    data = copy.deepcopy(config_data(tmp_path))
+    data["bridge"] = {"data_dir": str(tmp_path), "admin_token_env": "ADMIN"}
+    data["locations"]["loc-main"]["auth"] = {"secrets_env": "LOKE"}
+    config = parse_config(data, {"ADMIN": "a" * 20, "LOKE": "b" * 16 + "," + "c" * 16})
+    assert config.admin_token == "a" * 20
+    assert config.locations["loc-main"].auth.secrets == ("b" * 16, "c" * 16)
+    with pytest.raises(ConfigError, match=r"bridge\.admin_token_env"):
+        parse_config(data, {})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[bridge\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)

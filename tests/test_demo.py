@@ -1,0 +1,63 @@
+"""README's first command: `pos-bridge demo` starts, and every curl line it prints answers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_demo_prints_curl_lines_that_answer(tmp_path):
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "demo",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--exit-after",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops the demo."):
+                break
+        curls = [line for line in lines if line.startswith("curl ")]
+        assert len(curls) == 10, "\n".join(lines)
+        answers = []
+        for line in curls:
+            result = subprocess.run(
+                line, shell=True, capture_output=True, text=True, timeout=15, check=True
+            )
+            answers.append(json.loads(result.stdout))
+        bill, part, rest, replay, audit, offline, down, queued, online, status = answers
+        assert bill["balance"] == part["amount"] + rest["amount"]
+        assert (part["status"], rest["status"], rest["billClosed"]) == ("applied", "applied", True)
+        assert replay == rest
+        assert [s["to"] for s in audit["audit"]] == ["received", "applying", "applied"]
+        assert offline["mode"] == "offline" and online["mode"] == "online"
+        assert down["error"] == "pos_offline"
+        assert queued["status"] == "queued"
+        assert status["version"] and status["posOnline"] is True
+    finally:
+        demo.terminate()
+        demo.wait(timeout=15)
