@@ -5,7 +5,6 @@ Every route here needs the admin token (``Authorization: Bearer <bridge.admin_to
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from bridge.core.payment import PaymentState
 from bridge.errors import BadRequestError, ConflictError, NotFoundError
 from bridge.http.auth import check_admin
 from bridge.http.fields import Fields, parse_table_number
+from bridge.http.json_body import decode_json
 from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
 from bridge.runtime import RUNTIME, Runtime
 from drivers.errors import DriverError
@@ -86,7 +86,7 @@ async def list_payments(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/payments/{platform}/{payment_id}")
+@routes.get("/api/payments/{platform}/{payment_id:[^/]+}")
 async def payment_audit(request: web.Request) -> web.Response:
     """One payment with its whole audit trail: received → … → applied, with times."""
     runtime = _admin(request)
@@ -121,10 +121,7 @@ def _simulator(runtime: Runtime, name: str) -> SimulatorDriver:
 
 
 async def _json(request: web.Request) -> Fields:
-    try:
-        return Fields(json.loads(await request.read() or b"{}"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequestError("invalid_json", "the body is not valid JSON", {}) from exc
+    return Fields(decode_json(await request.read() or b"{}"))  # as strict as the platforms' bodies
 
 
 @routes.post("/api/drivers/{driver}/simulator")

@@ -6,6 +6,7 @@ names the field, so a platform engineer sees what to fix.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from bridge.errors import BadRequestError
@@ -64,7 +65,7 @@ class Fields:
             raise self._bad(key, expected)
         if printable_ascii and not all("!" <= c <= "~" for c in value):
             raise self._bad(key, expected + " (printable ASCII, no spaces)")
-        if not printable_ascii and not value.isprintable():
+        if not printable_ascii and any(unicodedata.category(c) == "Cc" for c in value):
             raise self._bad(key, expected + " without control characters")
         return value
 

@@ -39,6 +39,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)
+    except web.RequestPayloadError:  # the body's framing or Content-Encoding is broken
+        body = {"error": "invalid_body", "message": "the body cannot be read", "details": {}}
+        return web.json_response(body, status=400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -25,6 +25,7 @@ from bridge.config import LocationConfig, PaymentsConfig
 from bridge.core.bill import Bill
 from bridge.core.idempotency import StoredResponse
 from bridge.core.limits import OfflineLimitError, check_offline_limits
+from bridge.core.money import Money
 from bridge.core.payment import AuditRecord, Payment, PaymentState, receive, transition
 from bridge.core.rules import PaymentClaim, PaymentRuleError, check_payment
 from bridge.errors import (
@@ -210,11 +211,9 @@ class PaymentService:
                     "no earlier copy of this bill to check the payment against",
                 ) from exc
 
-        pending = await self._store.pending_on_bill(
-            location.loke_location_id, claim.bill_ref, claim.amount.currency
-        )
+        pending = await self._store.pending_on_bill(location.loke_location_id, claim.bill_ref)
         try:
-            check_payment(bill, claim, pending)
+            check_payment(bill, claim, not_yet_on(bill, pending, claim.amount.currency))
         except PaymentRuleError as exc:
             rejected, audit = transition(payment, PaymentState.REJECTED, now, f"{exc.code}: {exc}")
             response = rejection(exc)
@@ -348,6 +347,17 @@ class PaymentService:
         return result
 
 
+def not_yet_on(bill: Bill | None, pending: dict[str, int], currency: str) -> Money:
+    """What of ``pending`` the bill does not show yet.
+
+    A payment the POS took but did not confirm (its answer was lost) is already off the
+    POS's balance while the bridge still holds it as pending: counting it twice would refuse
+    a guest whose payment fits.
+    """
+    landed = {p.ref for p in bill.payments} if bill is not None else set()
+    return Money(sum(a for pid, a in pending.items() if pid not in landed), currency)
+
+
 def instruction_for(payment: Payment, location: LocationConfig) -> PaymentInstruction:
     return PaymentInstruction(
         payment_id=payment.id,
@@ -370,6 +380,12 @@ def _in_progress(payment_id: str) -> ApiError:
 
 
 def _replay(hit: IdempotencyHit, request: PaymentRequest) -> PaymentOutcome:
+    if hit.expired:
+        raise UnprocessableError(
+            "idempotency_key_expired",
+            "this payment id was used long ago and its stored answer has expired",
+            {"paymentId": request.payment_id},
+        )
     if hit.request_hash != request.fingerprint:
         raise UnprocessableError(
             "idempotency_key_reused",

@@ -37,6 +37,7 @@ class IdempotencyHit:
 
     request_hash: str
     response: StoredResponse | None
+    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class PaymentStore:
             hit = _idempotency(conn, payment.platform, payment.id)
             if hit is not None:
                 return hit
+            if _payment(conn, payment.platform, payment.id) is not None:
+                return IdempotencyHit("", None, expired=True)  # its record was pruned
             conn.execute(
                 "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
                 " bill_version, currency, amount, tip, label, state, pos_reference, created_at,"
@@ -255,18 +258,18 @@ class PaymentStore:
     async def payment_exists(self, platform: str, payment_id: str) -> bool:
         return await self.get_payment(platform, payment_id) is not None
 
-    async def pending_on_bill(self, location_id: str, bill_ref: str, currency: str) -> Money:
-        """Accepted on ``bill_ref`` but not yet on the POS: it must come off the balance."""
+    async def pending_on_bill(self, location_id: str, bill_ref: str) -> dict[str, int]:
+        """Payments accepted on ``bill_ref`` and not yet confirmed on the POS: id → amount."""
 
-        def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM payments WHERE location_id = ? AND"
-                " bill_ref = ? AND state IN (?, ?)",
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT id, amount FROM payments WHERE location_id = ? AND bill_ref = ? AND"
+                " state IN (?, ?)",
                 (location_id, bill_ref, *_PENDING),
-            ).fetchone()
-            return int(row[0])
+            ).fetchall()
+            return {row[0]: row[1] for row in rows}
 
-        return Money(await self.db.read(work), currency)
+        return await self.db.read(work)
 
     async def exposure(self) -> QueueExposure:
         """What is queued for the POS, for the merchant's offline limits."""

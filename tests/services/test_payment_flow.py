@@ -281,3 +281,14 @@ async def test_tables_are_published(client):
 async def test_unknown_table_is_404(client):
     response = await client.get(loke_url(99), headers=LOKE_AUTH)
     assert (response.status, (await response.json())["error"]) == (404, "unknown_table")
+
+
+def test_a_payment_the_pos_took_but_did_not_confirm_is_not_counted_twice():
+    from bridge.core.money import Money
+    from bridge.services.payments import not_yet_on
+    from tests.core.factories import a_bill, paid
+
+    bill = paid(a_bill(), 1000, ref="landed")  # the POS took it; its answer was lost
+    pending = {"landed": 1000, "waiting": 300}
+    assert not_yet_on(bill, pending, "AUD") == Money(300, "AUD")
+    assert not_yet_on(None, pending, "AUD") == Money(1300, "AUD")

@@ -7,6 +7,7 @@ by one, on a real database file, by building the bridge twice on the same data f
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from bridge.app import create_app
 from bridge.core.money import Money
@@ -72,3 +73,15 @@ async def test_a_payment_left_applying_is_answered_queued_and_applied_once(
         (PaymentState.QUEUED, PaymentState.APPLYING),
         (PaymentState.APPLYING, PaymentState.APPLIED),
     ]
+
+
+async def test_a_payment_id_whose_record_was_pruned_is_not_taken_again(client):
+    bill = await fetch_bill(client, 2)
+    body = payment_body(bill, "old-1", 100)
+    assert (await client.post(loke_url(2, "payments"), headers=LOKE_AUTH, json=body)).status == 201
+    runtime = client.app[RUNTIME]
+    later = runtime.clock() + timedelta(days=400)
+    assert await runtime.store.prune_idempotency(later) == 1
+    again = await client.post(loke_url(2, "payments"), headers=LOKE_AUTH, json=body)
+    assert (again.status, (await again.json())["error"]) == (422, "idempotency_key_expired")
+    assert [p[0] for p in runtime.drivers["main"].payments("1")] == ["old-1"]

@@ -46,6 +46,9 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+#: What Fields.string accepts: any character but a control character (Unicode Cc).
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
 _MINOR = {"type": "integer", "minimum": 1, "maximum": MAX_MINOR}
 _CURRENCY = {"type": "string", "enum": sorted(CURRENCIES)}
 
@@ -97,6 +100,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "minLength": 1,
                     "maxLength": 128,
+                    "pattern": _NO_CONTROL,
                     "description": "The bill's id, as fetched.",
                 },
                 "billVersion": {
@@ -106,18 +110,29 @@ def _schemas() -> dict[str, Any]:
                 },
                 "currency": _CURRENCY,
                 "amount": {**_MINOR, "description": "Minor units paid toward the balance."},
-                "tip": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR, "default": 0},
+                "tip": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "maximum": MAX_MINOR,
+                    "default": 0,
+                },
                 "name": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": 100,
+                    "pattern": _NO_CONTROL,
                     "description": "Label shown on the POS.",
                 },
                 "customer": {
-                    "type": "object",
+                    "type": ["object", "null"],
                     "additionalProperties": False,
                     "properties": {
-                        k: {"type": "string", "minLength": 1, "maxLength": 256}
+                        k: {
+                            "type": ["string", "null"],
+                            "minLength": 1,
+                            "maxLength": 256,
+                            "pattern": _NO_CONTROL,
+                        }
                         for k in ("id", "firstName", "lastName", "email", "phoneNumber")
                     },
                 },
@@ -199,6 +214,10 @@ _ADMIN_AUTH = [{"adminBearer": []}]
 _COMMON = {
     "400": _error("Malformed request; details.field names the field."),
     "401": _error("Missing or wrong credentials."),
+}
+_SIMULATOR = {
+    "404": _error("unknown_simulator: no simulator driver of that name."),
+    "409": _error("simulator_refused: no such table, or no open bill."),
 }
 
 
@@ -360,7 +379,11 @@ def openapi_document() -> dict[str, Any]:
                             }
                         }
                     },
-                    "responses": {"200": _json({"type": "object"}, "Mode set."), **_COMMON},
+                    "responses": {
+                        "200": _json({"type": "object"}, "Mode set."),
+                        **_COMMON,
+                        "404": _SIMULATOR["404"],
+                    },
                 }
             },
             "/api/drivers/{driver}/simulator/tables/{table}/bill": {
@@ -377,7 +400,11 @@ def openapi_document() -> dict[str, Any]:
                         },
                         _TABLE,
                     ],
-                    "responses": {"200": _json(_ref("Bill"), "The open bill."), **_COMMON},
+                    "responses": {
+                        "200": _json(_ref("Bill"), "The open bill."),
+                        **_COMMON,
+                        **_SIMULATOR,
+                    },
                 }
             },
             "/api/drivers/{driver}/simulator/tables/{table}/items": {
@@ -394,7 +421,11 @@ def openapi_document() -> dict[str, Any]:
                         },
                         _TABLE,
                     ],
-                    "responses": {"200": _json(_ref("Bill"), "The changed bill."), **_COMMON},
+                    "responses": {
+                        "200": _json(_ref("Bill"), "The changed bill."),
+                        **_COMMON,
+                        **_SIMULATOR,
+                    },
                 }
             },
             "/api/drivers/{driver}/simulator/tables/{table}/till-payments": {
@@ -411,7 +442,11 @@ def openapi_document() -> dict[str, Any]:
                         },
                         _TABLE,
                     ],
-                    "responses": {"200": _json(_ref("Bill"), "The bill after it."), **_COMMON},
+                    "responses": {
+                        "200": _json(_ref("Bill"), "The bill after it."),
+                        **_COMMON,
+                        **_SIMULATOR,
+                    },
                 }
             },
             "/openapi.json": {

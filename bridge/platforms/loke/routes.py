@@ -5,14 +5,14 @@ Each handler parses, checks the caller, calls one service, and renders; nothing 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from bridge.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
+from bridge.errors import NotFoundError, UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
+from bridge.http.json_body import decode_json
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
     LokeRenderer,
@@ -67,7 +67,7 @@ async def add_payment(request: web.Request) -> web.Response:
             "send the payment as application/json",
             {"contentType": request.content_type},
         )
-    body = parse_payment(_decode(raw), location.loke_location_id, table)
+    body = parse_payment(decode_json(raw), location.loke_location_id, table)
     outcome = await runtime.payments.take_payment(
         PaymentRequest(
             platform=PLATFORM,
@@ -84,7 +84,7 @@ async def add_payment(request: web.Request) -> web.Response:
     return web.json_response(outcome.response.body, status=outcome.response.status, headers=headers)
 
 
-@routes.get(PREFIX + "/payments/{payment_id}")
+@routes.get(PREFIX + "/payments/{payment_id:[^/]+}")  # an id may hold { or }
 async def payment_status(request: web.Request) -> web.Response:
     runtime, location, _ = await _authorised(request)
     payment = await runtime.store.get_payment(PLATFORM, request.match_info["payment_id"])
@@ -95,36 +95,3 @@ async def payment_status(request: web.Request) -> web.Response:
             {"paymentId": request.match_info["payment_id"][:128]},
         )
     return web.json_response(payment_status_json(payment))
-
-
-def _decode(raw: bytes) -> Any:
-    """Strict JSON: no NaN or Infinity, no key given twice (one would be silently lost)."""
-    try:
-        return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequestError(
-            "invalid_json", "the body is not valid JSON", {"position": getattr(exc, "pos", None)}
-        ) from exc
-    except _DuplicateKeyError as exc:
-        raise BadRequestError(
-            "duplicate_field", f"{exc} is given twice", {"field": str(exc)}
-        ) from exc
-    except RecursionError as exc:
-        raise BadRequestError("invalid_json", "the body is nested too deeply", {}) from exc
-
-
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key[:64])
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)

@@ -1,0 +1,355 @@
+"""The crash test's client side: a payment plan, payers, the POS switch, and the killer.
+
+Everything talks HTTP to the bridge process on 127.0.0.1, as LOKE and a technician would.
+Payers never give up on a request that got no answer: the same id and body are sent again
+until an HTTP answer comes back, which is what the bridge's durability promise is about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import ADMIN_AUTH, LOKE_AUTH, loke_url, payment_body
+from tests.crash.process import BridgeProcess
+
+#: Refusals a payer may legitimately get for good (its bill was paid or closed by others).
+FINAL_REFUSALS = frozenset(
+    {(409, "bill_closed"), (409, "bill_changed"), (422, "amount_exceeds_balance")}
+)
+
+CUT = (aiohttp.ClientError, TimeoutError)  # no HTTP answer: the request must be sent again
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPayment:
+    id: str
+    table: int
+    amount: int
+    tip: int
+    resend: bool  # sent again with the same id after its answer: the replay must match
+    twin: bool  # a second sender posts the very same request at the same time
+    delay_s: float = 0.0  # a latecomer arrives after the others (often to a closed bill)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBill:
+    table: int
+    bill: dict[str, Any]  # as fetched before the load (LOKE's JSON)
+    kind: str  # "full", "partial" or "contested"
+    payments: tuple[PlannedPayment, ...]
+    start_at: float  # seconds after the load starts
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def _split(rng: random.Random, amount: int, parts: int) -> list[int]:
+    parts = max(1, min(parts, amount))
+    cuts = sorted(rng.sample(range(1, amount), parts - 1)) if parts > 1 else []
+    bounds = [0, *cuts, amount]
+    return [b - a for a, b in itertools.pairwise(bounds)]
+
+
+def plan_payments(
+    rng: random.Random, seed: int, bills: dict[int, dict[str, Any]], window_s: float
+) -> list[PlannedBill]:
+    """Split every bill among 1–4 payers: paid in full (sometimes with a latecomer), in part,
+    or over-claimed by rivals."""
+    planned = []
+    for table, bill in sorted(bills.items()):
+        balance = bill["balance"]
+        roll = rng.random()
+        if roll < 0.45:
+            kind, amounts = "full", _split(rng, balance, rng.randint(1, 4))
+        elif roll < 0.75:
+            share = max(1, int(balance * rng.uniform(0.2, 0.8)))
+            kind, amounts = "partial", _split(rng, share, rng.randint(1, 3))
+        else:  # any two of these claims exceed the balance: not all can be accepted
+            kind = "contested"
+            amounts = [rng.randint(balance // 2 + 1, balance) for _ in range(rng.randint(2, 3))]
+        payments = tuple(
+            PlannedPayment(
+                id=f"crash-{seed}-t{table}-p{n}",
+                table=table,
+                amount=amount,
+                tip=rng.choice((0, 0, 100, 250, 500)) if bill["tipsAllowed"] else 0,
+                resend=rng.random() < 0.25,
+                twin=rng.random() < 0.08,
+            )
+            for n, amount in enumerate(amounts)
+        )
+        if kind == "full" and rng.random() < 0.3:  # one more guest, after the bill is paid
+            late = PlannedPayment(
+                id=f"crash-{seed}-t{table}-p{len(payments)}",
+                table=table,
+                amount=rng.randint(1, max(1, balance // 4)),
+                tip=0,
+                resend=rng.random() < 0.5,
+                twin=False,
+                delay_s=rng.uniform(1.0, 2.5),
+            )
+            payments = (*payments, late)
+        planned.append(PlannedBill(table, bill, kind, payments, rng.uniform(0, window_s)))
+    return sorted(planned, key=lambda b: b.start_at)
+
+
+@dataclass
+class Ledger:
+    """What the client saw: one final answer per payment id, and everything odd."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+    posts_in_flight: int = 0
+
+
+class CrashLoad:
+    def __init__(
+        self,
+        bridge: BridgeProcess,
+        session: aiohttp.ClientSession,
+        seed: int,
+        deadline: float,
+    ) -> None:
+        self.bridge = bridge
+        self.session = session
+        self.seed = seed
+        self.deadline = deadline  # loop time after which nobody retries any more
+        self.ledger = Ledger()
+        self.kills = 0
+        self.kills_with_posts_in_flight = 0
+        self.restart_s: list[float] = []
+        self.flips: Counter[str] = Counter()
+        self.generation = 0  # bumped by every restart: the simulated POS is online again
+        self.killer_done = asyncio.Event()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _problem(self, text: str) -> None:
+        self.ledger.problems.append(text)
+
+    def _late(self) -> bool:
+        return self._now() > self.deadline
+
+    # -- payers ------------------------------------------------------------------------------
+
+    async def fetch_bill(self, table: int) -> dict[str, Any] | None:
+        """The table's open bill; ``None`` once it has none. Retries 503 and cut requests."""
+        url = self.bridge.base_url + loke_url(table)
+        while not self._late():
+            try:
+                async with self.session.get(url, headers=LOKE_AUTH) as response:
+                    status, text = response.status, await response.text()
+            except CUT:
+                self.ledger.events["get cut"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            body = _json(text)
+            if status == 200 and body is not None:
+                return body
+            if status == 503 and body and body.get("error") == "pos_offline":
+                self.ledger.events["get 503"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status == 404 and body and body.get("error") == "no_open_bill":
+                return None
+            self._problem(f"GET bill of table {table}: unexpected {status} {text[:300]}")
+            return None
+        self._problem(f"GET bill of table {table}: no answer before the deadline")
+        return None
+
+    async def post_until_final(self, payment: PlannedPayment, body: dict[str, Any]) -> Answer:
+        """POST until a final answer: cut requests, 409 in_progress and 503 are retried."""
+        url = self.bridge.base_url + loke_url(payment.table, "payments")
+        while not self._late():
+            answered = await self._post(url, body)
+            if answered is None:
+                self.ledger.events["post cut"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            status, text = answered
+            data = _json(text)
+            if data is None:
+                self._problem(f"{payment.id}: {status} with a body that is not JSON: {text[:300]}")
+                return Answer(status, {})
+            code = data.get("error")
+            if status in (201, 202):
+                return Answer(status, data)
+            if status == 409 and code == "in_progress":
+                self.ledger.events["409 in_progress"] += 1
+                await asyncio.sleep(0.1)
+                continue
+            if status == 503 and code == "pos_offline":
+                self.ledger.events["post 503"] += 1
+                await asyncio.sleep(0.1)
+                continue
+            if (status, code) not in FINAL_REFUSALS:
+                self._problem(f"{payment.id}: unexpected {status} {text[:300]}")
+            return Answer(status, data)
+        self._problem(f"{payment.id}: no final answer before the deadline")
+        return Answer(0, {})
+
+    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        """One POST: its status and text, or ``None`` if it got no HTTP answer."""
+        self.ledger.posts_in_flight += 1
+        try:
+            async with self.session.post(url, json=body, headers=LOKE_AUTH) as response:
+                return response.status, await response.text()
+        except CUT:
+            return None
+        finally:
+            self.ledger.posts_in_flight -= 1
+
+    async def pay(self, planned: PlannedBill, payment: PlannedPayment) -> None:
+        """One guest: fetch the bill, think, pay; maybe a twin; maybe a resend later."""
+        rng = random.Random(f"{self.seed}:{payment.id}")
+        await asyncio.sleep(payment.delay_s + rng.uniform(0, 0.3))
+        seen = await self.fetch_bill(payment.table) or planned.bill
+        await asyncio.sleep(rng.uniform(0, 0.3))  # the guest picks a tip; the POS may go away
+        body = payment_body(seen, payment.id, payment.amount, payment.tip)
+        senders = [self.post_until_final(payment, body)]
+        if payment.twin:
+            senders.append(self.post_until_final(payment, body))
+        first, *others = await asyncio.gather(*senders)
+        if not first.status:  # no answer before the deadline: already a problem
+            return
+        self.ledger.answers[payment.id] = first
+        for other in others:
+            self._same_answer(payment, first, other, "twin")
+        if payment.resend:
+            await asyncio.sleep(rng.uniform(0, 1.5))
+            again = await self.post_until_final(payment, body)
+            self.ledger.events["resends"] += 1
+            self._same_answer(payment, first, again, "resend")
+
+    def _same_answer(self, payment: PlannedPayment, first: Answer, other: Answer, how: str) -> None:
+        if other != first:
+            self._problem(
+                f"{payment.id}: the {how} got {other.status} {other.body}, "
+                f"the first answer was {first.status} {first.body}"
+            )
+
+    async def run_bill(self, planned: PlannedBill) -> None:
+        """Every payer of one bill at once: splits race each other on the bill's balance."""
+        await asyncio.gather(*(self.pay(planned, p) for p in planned.payments))
+
+    async def launch(self, plan: list[PlannedBill], reserve: int) -> None:
+        """Start bills at their planned moments; keep ``reserve`` bills to drip out while
+        the killer is still at work, so every kill finds payments in flight."""
+        timed, kept = plan[: len(plan) - reserve], list(plan[len(plan) - reserve :])
+        started = self._now()
+        async with asyncio.TaskGroup() as group:
+            for planned in timed:
+                await asyncio.sleep(max(0.0, started + planned.start_at - self._now()))
+                group.create_task(self.run_bill(planned))
+            while kept and not self.killer_done.is_set() and not self._late():
+                if self.ledger.posts_in_flight == 0:
+                    group.create_task(self.run_bill(kept.pop(0)))
+                await asyncio.sleep(0.2)
+            for planned in kept:
+                group.create_task(self.run_bill(planned))
+
+    # -- the POS switch ----------------------------------------------------------------------
+
+    async def set_pos(self, mode: str) -> bool:
+        try:
+            async with self.session.post(
+                f"{self.bridge.base_url}/api/drivers/main/simulator",
+                json={"mode": mode},
+                headers=ADMIN_AUTH,
+            ) as response:
+                text = await response.text()
+                if response.status != 200:
+                    self._problem(f"switching the POS {mode}: {response.status} {text[:300]}")
+                return response.status == 200
+        except CUT:
+            return False
+
+    async def flip_pos(self, rng: random.Random, stop: asyncio.Event) -> None:
+        """Switch the simulated POS away and back at random moments until ``stop``.
+
+        Away is mostly ``offline`` (refuses connections), sometimes ``failing`` (answers with
+        errors) or ``lossy`` (applies a payment, then its answer is lost): a payment applied
+        in ``lossy`` is on the POS although the bridge never heard so, and must not be
+        applied again.
+        """
+        mode, generation = "online", self.generation
+        while not stop.is_set() and not self._late():
+            pause = rng.uniform(0.2, 0.9) if mode == "online" else rng.uniform(0.1, 0.7)
+            await asyncio.sleep(pause)
+            if generation != self.generation:  # a restart brought the POS back online
+                mode, generation = "online", self.generation
+            wanted = "online"
+            if mode == "online":
+                wanted = rng.choices(("offline", "failing", "lossy"), (5, 2, 3))[0]
+            if await self.set_pos(wanted):
+                mode = wanted
+                self.flips[wanted] += 1
+
+    # -- the killer --------------------------------------------------------------------------
+
+    async def kill_and_restart(self, rng: random.Random, kills: int) -> None:
+        """``kills`` times: wait a random while, kill -9 with payments in flight, restart."""
+        try:
+            while self.kills < kills and not self._late():
+                await asyncio.sleep(rng.uniform(0.4, 1.4))
+                await self._until(lambda: self.ledger.posts_in_flight > 0, 3.0)
+                in_flight = self.ledger.posts_in_flight
+                await self.bridge.kill9()
+                self.kills += 1
+                self.kills_with_posts_in_flight += in_flight > 0
+                self.ledger.events["posts in flight at kills"] += in_flight
+                self.generation += 1
+                await asyncio.sleep(rng.uniform(0, 0.3))  # payers hammer a closed port
+                self.bridge.start()
+                self.restart_s.append(await self.bridge.wait_ready(self.session))
+        finally:
+            self.killer_done.set()
+
+    async def _until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        end = self._now() + timeout
+        while not condition():
+            if self._now() > end:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+
+async def admin_json(
+    session: aiohttp.ClientSession, bridge: BridgeProcess, path: str
+) -> dict[str, Any]:
+    async with session.get(bridge.base_url + path, headers=ADMIN_AUTH) as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await check():
+        if loop.time() > end:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
