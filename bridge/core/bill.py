@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -152,9 +152,10 @@ class Bill:
         """
         if payment.amount > self.balance.minor:
             raise ValueError("payment exceeds balance")
-        paid = replace(self, payments=(*self.payments, payment), updated=now)
-        if paid.balance.minor == 0:
-            paid = replace(paid, closed_at=now)
+        closed_at = now if self.balance.minor == payment.amount else None
+        paid = replace(self, payments=(*self.payments, payment), updated=now, closed_at=closed_at)
+        if "charges" in self._digests:  # the charges did not change: keep their digest
+            paid._digests["charges"] = self._digests["charges"]
         return paid
 
 
@@ -169,13 +170,42 @@ def _digest(value: object, length: int) -> str:
 
 
 def bill_to_dict(bill: Bill) -> dict[str, Any]:
-    """A lossless, JSON-ready dict of ``bill``, for storage (not a platform's format)."""
-    data = asdict(bill)
-    data.pop("_digests", None)
-    data["created"] = bill.created.isoformat()
-    data["updated"] = bill.updated.isoformat()
-    data["closed_at"] = bill.closed_at.isoformat() if bill.closed_at else None
-    return data
+    """A lossless, JSON-ready dict of ``bill``, for storage (not a platform's format).
+
+    Written out by hand: ``dataclasses.asdict`` deep-copies every field and was a tenth of
+    a payment's CPU time (bench/).
+    """
+    return {
+        "id": bill.id,
+        "table": bill.table,
+        "currency": bill.currency,
+        "items": [
+            {
+                "name": i.name,
+                "quantity": i.quantity,
+                "amount": i.amount,
+                "id": i.id,
+                "kind": i.kind.value,
+                "tax": i.tax,
+                "sub_items": [{"name": s.name, "amount": s.amount} for s in i.sub_items],
+            }
+            for i in bill.items
+        ],
+        "created": bill.created.isoformat(),
+        "updated": bill.updated.isoformat(),
+        "payments": [
+            {"name": p.name, "amount": p.amount, "tip": p.tip, "ref": p.ref} for p in bill.payments
+        ],
+        "tips_allowed": bill.tips_allowed,
+        "closed_at": bill.closed_at.isoformat() if bill.closed_at else None,
+    }
+
+
+def bill_json_text(bill: Bill) -> str:
+    """:func:`bill_to_dict` as JSON text, made once per bill (bills are immutable)."""
+    if "json" not in bill._digests:
+        bill._digests["json"] = json.dumps(bill_to_dict(bill), separators=(",", ":"))
+    return bill._digests["json"]
 
 
 def bill_from_dict(data: dict[str, Any]) -> Bill:

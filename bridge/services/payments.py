@@ -167,7 +167,7 @@ class PaymentService:
             raise _in_progress(request.payment_id)
         self._in_flight.add(key)
         try:
-            hit = await self._store.idempotency(*key)
+            hit = self._store.idempotency(*key)
             if hit is not None:
                 return _replay(hit, request)
             async with self._locks.for_table(request.location.loke_location_id, request.table):
@@ -211,7 +211,7 @@ class PaymentService:
                     "no earlier copy of this bill to check the payment against",
                 ) from exc
 
-        pending = await self._store.pending_on_bill(location.loke_location_id, claim.bill_ref)
+        pending = self._store.pending_on_bill(location.loke_location_id, claim.bill_ref)
         try:
             check_payment(bill, claim, not_yet_on(bill, pending, claim.amount.currency))
         except PaymentRuleError as exc:

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bridge.core.bill import Bill, bill_from_dict, bill_to_dict
+from bridge.core.bill import Bill, bill_from_dict, bill_json_text
 from bridge.core.idempotency import StoredResponse
 from bridge.core.limits import QueueExposure
 from bridge.core.money import Money
@@ -23,12 +23,14 @@ _PENDING = (PaymentState.QUEUED.value, PaymentState.APPLYING.value)
 
 
 def iso(moment: datetime) -> str:
-    """UTC, fixed width, so stored times sort as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC, fixed width (microseconds always written), so stored times sort as text."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +251,9 @@ class PaymentStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def idempotency(self, platform: str, payment_id: str) -> IdempotencyHit | None:
-        return await self.db.read(lambda conn: _idempotency(conn, platform, payment_id))
+    def idempotency(self, platform: str, payment_id: str) -> IdempotencyHit | None:
+        """A key lookup, read inline (see :meth:`Database.read_now`)."""
+        return self.db.read_now(lambda conn: _idempotency(conn, platform, payment_id))
 
     async def get_payment(self, platform: str, payment_id: str) -> Payment | None:
         return await self.db.read(lambda conn: _payment(conn, platform, payment_id))
@@ -258,7 +261,7 @@ class PaymentStore:
     async def payment_exists(self, platform: str, payment_id: str) -> bool:
         return await self.get_payment(platform, payment_id) is not None
 
-    async def pending_on_bill(self, location_id: str, bill_ref: str) -> dict[str, int]:
+    def pending_on_bill(self, location_id: str, bill_ref: str) -> dict[str, int]:
         """Payments accepted on ``bill_ref`` and not yet confirmed on the POS: id → amount."""
 
         def work(conn: sqlite3.Connection) -> dict[str, int]:
@@ -269,7 +272,7 @@ class PaymentStore:
             ).fetchall()
             return {row[0]: row[1] for row in rows}
 
-        return await self.db.read(work)
+        return self.db.read_now(work)
 
     async def exposure(self) -> QueueExposure:
         """What is queued for the POS, for the merchant's offline limits."""
@@ -416,7 +419,7 @@ def _save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: 
         "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
         " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
         " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at",
-        (location_id, bill.table, bill.id, json.dumps(bill_to_dict(bill)), iso(now)),
+        (location_id, bill.table, bill.id, bill_json_text(bill), iso(now)),
     )
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import ClassVar, TypeVar
 
-from bridge.core.bill import Bill, BillItem, bill_from_dict, bill_to_dict
+from bridge.core.bill import Bill, BillItem, bill_from_dict, bill_json_text
 from bridge.core.money import CURRENCIES, Money
 from drivers.base import (
     DriverHealth,
@@ -101,6 +101,11 @@ class SimulatorDriver:
         if options:
             raise DriverConfigError(f"options.{sorted(options)[0]}", "unknown option")
         self._db: sqlite3.Connection | None = None
+        # Read-through caches of the file: this driver is the file's only writer, and
+        # parsing a bill's JSON on every call was a fifth of a payment's CPU (bench/).
+        self._bills: dict[str, Bill] = {}
+        self._open_ids: dict[tuple[str, int], str | None] = {}
+        self._table_numbers: dict[str, frozenset[int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,6 +120,9 @@ class SimulatorDriver:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._bills.clear()
+        self._open_ids.clear()
+        self._table_numbers.clear()
 
     # -- the driver interface ------------------------------------------------------------------
 
@@ -140,13 +148,9 @@ class SimulatorDriver:
         now = datetime.now(UTC)
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute(
-                "SELECT data FROM sim_bills WHERE id = ? AND location = ?",
-                (instruction.bill_ref, instruction.location),
-            ).fetchone()
-            if row is None:
+            bill = self._bill(instruction.location, instruction.bill_ref)
+            if bill is None:
                 raise PaymentRefusedError("bill_not_found", f"no bill {instruction.bill_ref}")
-            bill = bill_from_dict(json.loads(row[0]))
             cursor = db.execute(
                 "INSERT INTO sim_payments (location, payment_id, bill_id, amount, tip, currency,"
                 " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -166,6 +170,7 @@ class SimulatorDriver:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._forget()
             raise
         return self._leave(
             PosPayment(
@@ -292,27 +297,58 @@ class SimulatorDriver:
             raise PosTimeoutError("simulated POS applied it, but the answer was lost")
         return result
 
+    def _forget(self) -> None:
+        """Drop the caches (a transaction rolled back): the file is the truth."""
+        self._bills.clear()
+        self._open_ids.clear()
+        self._table_numbers.clear()
+
     def _table_exists(self, location: str, table: int) -> bool:
-        return (
-            self._conn.execute(
-                "SELECT 1 FROM sim_tables WHERE location = ? AND table_no = ?", (location, table)
-            ).fetchone()
-            is not None
-        )
+        numbers = self._table_numbers.get(location)
+        if numbers is None:
+            rows = self._conn.execute(
+                "SELECT table_no FROM sim_tables WHERE location = ?", (location,)
+            ).fetchall()
+            numbers = self._table_numbers[location] = frozenset(r[0] for r in rows)
+        return table in numbers
 
     def _open_bill(self, location: str, table: int) -> Bill | None:
-        row = self._conn.execute(
-            "SELECT data FROM sim_bills WHERE location = ? AND table_no = ? AND open = 1",
-            (location, table),
-        ).fetchone()
-        return bill_from_dict(json.loads(row[0])) if row else None
+        key = (location, table)
+        if key not in self._open_ids:
+            row = self._conn.execute(
+                "SELECT data FROM sim_bills WHERE location = ? AND table_no = ? AND open = 1",
+                (location, table),
+            ).fetchone()
+            bill = bill_from_dict(json.loads(row[0])) if row else None
+            self._open_ids[key] = bill.id if bill else None
+            if bill is not None:
+                self._bills[bill.id] = bill
+        bill_id = self._open_ids[key]
+        return self._bill(location, bill_id) if bill_id else None
+
+    def _bill(self, location: str, bill_id: str) -> Bill | None:
+        bill = self._bills.get(bill_id)
+        if bill is None:
+            row = self._conn.execute(
+                "SELECT data FROM sim_bills WHERE id = ? AND location = ?", (bill_id, location)
+            ).fetchone()
+            if row is None:
+                return None
+            bill = self._bills[bill_id] = bill_from_dict(json.loads(row[0]))
+        return bill
 
     def _save_bill(self, location: str, bill: Bill) -> None:
         self._conn.execute(
             "INSERT INTO sim_bills (id, location, table_no, open, data) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET open = excluded.open, data = excluded.data",
-            (bill.id, location, bill.table, int(bill.is_open), json.dumps(bill_to_dict(bill))),
+            (bill.id, location, bill.table, int(bill.is_open), bill_json_text(bill)),
         )
+        self._bills[bill.id] = bill
+        key = (location, bill.table)
+        if bill.is_open:
+            self._open_ids[key] = bill.id
+        elif self._open_ids.get(key) == bill.id:
+            self._open_ids[key] = None
 
     def _new_bill(self, location: str, table: int, rng: random.Random) -> Bill:
         db = self._conn
@@ -330,9 +366,12 @@ class SimulatorDriver:
 
     def _ensure_seeded(self, location: str) -> None:
         db = self._conn
-        if db.execute(
-            "SELECT 1 FROM sim_tables WHERE location = ? LIMIT 1", (location,)
-        ).fetchone():
+        if (
+            self._table_numbers.get(location)
+            or db.execute(
+                "SELECT 1 FROM sim_tables WHERE location = ? LIMIT 1", (location,)
+            ).fetchone()
+        ):
             return
         rng = random.Random(f"{self._seed}:{location}")
         db.execute("BEGIN IMMEDIATE")
@@ -345,7 +384,9 @@ class SimulatorDriver:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._forget()
             raise
+        self._table_numbers.pop(location, None)
 
 
 def _reference(seq: int) -> str:
