@@ -88,12 +88,17 @@ class Bill:
     payments: tuple[BillPayment, ...] = ()
     tips_allowed: bool = True
     closed_at: datetime | None = None
+    # Derived values, computed once: a bill is immutable, and its digests, sums and JSON
+    # were recomputed several times per payment (bench/).
     _digests: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _sums: dict[str, int] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def total(self) -> Money:
         """What must be paid, tax included, ignoring payments made."""
-        return Money(sum(item.line_total for item in self.items), self.currency)
+        if "total" not in self._sums:
+            self._sums["total"] = sum(item.line_total for item in self.items)
+        return Money(self._sums["total"], self.currency)
 
     @property
     def tax(self) -> int | None:
@@ -103,11 +108,13 @@ class Bill:
 
     @property
     def paid(self) -> Money:
-        return Money(sum(p.amount for p in self.payments), self.currency)
+        if "paid" not in self._sums:
+            self._sums["paid"] = sum(p.amount for p in self.payments)
+        return Money(self._sums["paid"], self.currency)
 
     @property
     def balance(self) -> Money:
-        return self.total - self.paid
+        return Money(self.total.minor - self.paid.minor, self.currency)
 
     @property
     def is_open(self) -> bool:
@@ -154,8 +161,10 @@ class Bill:
             raise ValueError("payment exceeds balance")
         closed_at = now if self.balance.minor == payment.amount else None
         paid = replace(self, payments=(*self.payments, payment), updated=now, closed_at=closed_at)
-        if "charges" in self._digests:  # the charges did not change: keep their digest
+        if "charges" in self._digests:  # the charges did not change: keep what they give
             paid._digests["charges"] = self._digests["charges"]
+        if "total" in self._sums:
+            paid._sums["total"] = self._sums["total"]
         return paid
 
 

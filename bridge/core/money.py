@@ -12,6 +12,10 @@ from dataclasses import dataclass
 CURRENCIES: frozenset[str] = frozenset({"AUD", "NZD", "SGD", "GBP"})
 
 
+#: Codes that passed the format check once (money is made often; codes are few).
+_CHECKED_CODES: set[str] = set()
+
+
 class CurrencyMismatchError(ValueError):
     """Two amounts in different currencies met in one calculation."""
 
@@ -36,8 +40,14 @@ class Money:
     def __post_init__(self) -> None:
         if type(self.minor) is not int:
             raise TypeError(f"minor units must be int, not {type(self.minor).__name__}")
-        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
-            raise ValueError(f"bad currency code {self.currency!r}")
+        if self.currency not in _CHECKED_CODES:
+            if (
+                len(self.currency) != 3
+                or not self.currency.isalpha()
+                or not self.currency.isupper()
+            ):
+                raise ValueError(f"bad currency code {self.currency!r}")
+            _CHECKED_CODES.add(self.currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:

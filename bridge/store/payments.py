@@ -109,8 +109,7 @@ class PaymentStore:
                     iso(payment.updated_at),
                 ),
             )
-            for audit in audits:
-                _insert_audit(conn, payment.platform, audit)
+            _insert_audits(conn, payment.platform, audits)
             conn.execute(
                 "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
                 " created_at) VALUES (?,?,?,?,?,?)",
@@ -165,7 +164,7 @@ class PaymentStore:
                     payment.id,
                 ),
             )
-            _insert_audit(conn, payment.platform, audit)
+            _insert_audits(conn, payment.platform, [audit])
             if response is not None:
                 conn.execute(
                     "UPDATE idempotency SET status = ?, response = ? WHERE platform = ?"
@@ -376,18 +375,21 @@ class PaymentStore:
         return await self.db.read(work)
 
 
-def _insert_audit(conn: sqlite3.Connection, platform: str, audit: AuditRecord) -> None:
-    conn.execute(
+def _insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
+    conn.executemany(
         "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
         " VALUES (?,?,?,?,?,?)",
-        (
-            platform,
-            audit.payment_id,
-            audit.from_state.value if audit.from_state else None,
-            audit.to_state.value,
-            iso(audit.at),
-            audit.reason,
-        ),
+        [
+            (
+                platform,
+                audit.payment_id,
+                audit.from_state.value if audit.from_state else None,
+                audit.to_state.value,
+                iso(audit.at),
+                audit.reason,
+            )
+            for audit in audits
+        ],
     )
 
 

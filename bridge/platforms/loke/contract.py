@@ -139,7 +139,7 @@ class LokeRenderer:
         if bill is not None:
             body["balance"] = bill.balance.minor
             body["billClosed"] = not bill.is_open
-            body["bill"] = bill_json(bill)
+            body["billVersion"] = bill.version
         return StoredResponse(201, body)
 
     def queued(self, payment: Payment) -> StoredResponse:

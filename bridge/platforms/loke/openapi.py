@@ -147,7 +147,7 @@ def _schemas() -> dict[str, Any]:
                 "posReference": {"type": "string"},
                 "balance": {"type": "integer", "minimum": 0},
                 "billClosed": {"type": "boolean"},
-                "bill": _ref("Bill"),
+                "billVersion": {"type": "string"},
             },
             "additionalProperties": False,
         },
