@@ -92,6 +92,9 @@ class SimulatorDriver:
         if url.netloc not in ("", "memory"):
             raise DriverConfigError("url", f"unexpected host {url.netloc!r}; use simulator:///path")
         self._path = url.path or ":memory:"
+        # In memory the bill caches are the bills: writing their JSON to a :memory: database
+        # nobody reads again only cost CPU. Tables and payments still go through SQLite.
+        self._persist_bills = self._path != ":memory:"
         self._tables = _int_option(options, "tables", 20, 1, 999)
         self._seed = _int_option(options, "seed", 1, 0, 2**31)
         self._currency = str(options.pop("currency", "AUD"))
@@ -187,15 +190,14 @@ class SimulatorDriver:
     async def find_payment(self, location: str, payment_id: str) -> PosPayment | None:
         await self._enter()
         row = self._conn.execute(
-            "SELECT p.seq, p.bill_id, p.amount, p.tip, p.currency, b.data FROM sim_payments p"
-            " JOIN sim_bills b ON b.id = p.bill_id WHERE p.location = ? AND p.payment_id = ?"
-            " ORDER BY p.seq LIMIT 1",
+            "SELECT seq, bill_id, amount, tip, currency FROM sim_payments"
+            " WHERE location = ? AND payment_id = ? ORDER BY seq LIMIT 1",
             (location, payment_id),
         ).fetchone()
         if row is None:
             return self._leave(None)
-        seq, bill_id, amount, tip, currency, data = row
-        bill = bill_from_dict(json.loads(data))
+        seq, bill_id, amount, tip, currency = row
+        bill = self._bill(location, bill_id)
         return self._leave(
             PosPayment(
                 payment_id,
@@ -298,7 +300,13 @@ class SimulatorDriver:
         return result
 
     def _forget(self) -> None:
-        """Drop the caches (a transaction rolled back): the file is the truth."""
+        """Drop the caches after a rollback: the file is the truth.
+
+        In memory the caches are the only copy of the bills, and every rollback happens
+        before they change (a refusal is raised before the bill is saved).
+        """
+        if not self._persist_bills:
+            return
         self._bills.clear()
         self._open_ids.clear()
         self._table_numbers.clear()
@@ -338,11 +346,12 @@ class SimulatorDriver:
         return bill
 
     def _save_bill(self, location: str, bill: Bill) -> None:
-        self._conn.execute(
-            "INSERT INTO sim_bills (id, location, table_no, open, data) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET open = excluded.open, data = excluded.data",
-            (bill.id, location, bill.table, int(bill.is_open), bill_json_text(bill)),
-        )
+        if self._persist_bills:
+            self._conn.execute(
+                "INSERT INTO sim_bills (id, location, table_no, open, data) VALUES (?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET open = excluded.open, data = excluded.data",
+                (bill.id, location, bill.table, int(bill.is_open), bill_json_text(bill)),
+            )
         self._bills[bill.id] = bill
         key = (location, bill.table)
         if bill.is_open:

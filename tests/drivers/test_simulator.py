@@ -24,9 +24,10 @@ def settings(url="simulator:", **options):
     return DriverSettings("main", urlsplit(url), options)
 
 
-@pytest.fixture
-async def sim(tmp_path):
-    driver = SimulatorDriver(settings(f"simulator://{tmp_path}/pos.sqlite3", tables=5))
+@pytest.fixture(params=["memory", "file"])
+async def sim(request, tmp_path):
+    url = "simulator:" if request.param == "memory" else f"simulator://{tmp_path}/pos.sqlite3"
+    driver = SimulatorDriver(settings(url, tables=5))
     await driver.open()
     yield driver
     await driver.close()
