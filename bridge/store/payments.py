@@ -10,36 +10,26 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from bridge.core.bill import Bill, bill_from_dict, bill_json_text
+from bridge.core.bill import Bill, bill_from_dict
 from bridge.core.idempotency import StoredResponse
 from bridge.core.limits import QueueExposure
-from bridge.core.money import Money
 from bridge.core.payment import AuditRecord, Payment, PaymentState
 from bridge.store.database import Database
+from bridge.store.rows import (
+    IdempotencyHit,
+    change_outbox,
+    insert_audits,
+    iso,
+    parse_iso,
+    read_idempotency,
+    read_payment,
+    row_to_payment,
+    save_snapshot,
+)
 
 _PENDING = (PaymentState.QUEUED.value, PaymentState.APPLYING.value)
-
-
-def iso(moment: datetime) -> str:
-    """UTC, fixed width (microseconds always written), so stored times sort as text."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyHit:
-    """A payment id seen before: its request's fingerprint and, once answered, the answer."""
-
-    request_hash: str
-    response: StoredResponse | None
-    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +73,10 @@ class PaymentStore:
         """
 
         def work(conn: sqlite3.Connection) -> IdempotencyHit | None:
-            hit = _idempotency(conn, payment.platform, payment.id)
+            hit = read_idempotency(conn, payment.platform, payment.id)
             if hit is not None:
                 return hit
-            if _payment(conn, payment.platform, payment.id) is not None:
+            if read_payment(conn, payment.platform, payment.id) is not None:
                 return IdempotencyHit("", None, expired=True)  # its record was pruned
             conn.execute(
                 "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
@@ -109,7 +99,7 @@ class PaymentStore:
                     iso(payment.updated_at),
                 ),
             )
-            _insert_audits(conn, payment.platform, audits)
+            insert_audits(conn, payment.platform, audits)
             conn.execute(
                 "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
                 " created_at) VALUES (?,?,?,?,?,?)",
@@ -164,16 +154,16 @@ class PaymentStore:
                     payment.id,
                 ),
             )
-            _insert_audits(conn, payment.platform, [audit])
+            insert_audits(conn, payment.platform, [audit])
             if response is not None:
                 conn.execute(
                     "UPDATE idempotency SET status = ?, response = ? WHERE platform = ?"
                     " AND payment_id = ?",
                     (response.status, json.dumps(response.body), payment.platform, payment.id),
                 )
-            _outbox_change(conn, payment, outbox, next_attempt_at, error)
+            change_outbox(conn, payment, outbox, next_attempt_at, error)
             if bill is not None:
-                _save_snapshot(conn, payment.location_id, bill, payment.updated_at)
+                save_snapshot(conn, payment.location_id, bill, payment.updated_at)
 
         await self.db.write(work)
 
@@ -190,7 +180,7 @@ class PaymentStore:
             ).fetchone()
             if row is None:
                 return None
-            payment = _payment(conn, row["platform"], row["payment_id"])
+            payment = read_payment(conn, row["platform"], row["payment_id"])
             assert payment is not None  # the foreign key guarantees it
             return OutboxClaim(payment, row["attempts"])
 
@@ -200,7 +190,7 @@ class PaymentStore:
         """Give a claim back without a state change (e.g. the POS is still unreachable)."""
 
         def work(conn: sqlite3.Connection) -> None:
-            _outbox_change(conn, payment, "release", next_attempt_at, error)
+            change_outbox(conn, payment, "release", next_attempt_at, error)
 
         await self.db.write(work)
 
@@ -228,7 +218,7 @@ class PaymentStore:
 
     async def save_bill_snapshot(self, location_id: str, bill: Bill, now: datetime) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            _save_snapshot(conn, location_id, bill, now)
+            save_snapshot(conn, location_id, bill, now)
 
         await self.db.write(work)
 
@@ -252,13 +242,10 @@ class PaymentStore:
 
     def idempotency(self, platform: str, payment_id: str) -> IdempotencyHit | None:
         """A key lookup, read inline (see :meth:`Database.read_now`)."""
-        return self.db.read_now(lambda conn: _idempotency(conn, platform, payment_id))
+        return self.db.read_now(lambda conn: read_idempotency(conn, platform, payment_id))
 
     async def get_payment(self, platform: str, payment_id: str) -> Payment | None:
-        return await self.db.read(lambda conn: _payment(conn, platform, payment_id))
-
-    async def payment_exists(self, platform: str, payment_id: str) -> bool:
-        return await self.get_payment(platform, payment_id) is not None
+        return await self.db.read(lambda conn: read_payment(conn, platform, payment_id))
 
     def pending_on_bill(self, location_id: str, bill_ref: str) -> dict[str, int]:
         """Payments accepted on ``bill_ref`` and not yet confirmed on the POS: id → amount."""
@@ -337,7 +324,7 @@ class PaymentStore:
                 "SELECT * FROM payments WHERE state = ? ORDER BY created_at LIMIT ?",
                 (state.value, limit),
             ).fetchall()
-            return [_row_to_payment(r) for r in rows]
+            return [row_to_payment(r) for r in rows]
 
         return await self.db.read(work)
 
@@ -350,7 +337,7 @@ class PaymentStore:
                 " i.payment_id = p.id WHERE p.state = ? OR i.response IS NULL",
                 (PaymentState.APPLYING.value,),
             ).fetchall()
-            return [_row_to_payment(r) for r in rows]
+            return [row_to_payment(r) for r in rows]
 
         return await self.db.read(work)
 
@@ -373,91 +360,3 @@ class PaymentStore:
             return bill_from_dict(json.loads(row[0])) if row else None
 
         return await self.db.read(work)
-
-
-def _insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
-    conn.executemany(
-        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
-        " VALUES (?,?,?,?,?,?)",
-        [
-            (
-                platform,
-                audit.payment_id,
-                audit.from_state.value if audit.from_state else None,
-                audit.to_state.value,
-                iso(audit.at),
-                audit.reason,
-            )
-            for audit in audits
-        ],
-    )
-
-
-def _outbox_change(
-    conn: sqlite3.Connection,
-    payment: Payment,
-    change: str,
-    next_attempt_at: datetime | None,
-    error: str | None,
-) -> None:
-    key = (payment.platform, payment.id)
-    if change == "remove":
-        conn.execute("DELETE FROM outbox WHERE platform = ? AND payment_id = ?", key)
-    elif change == "release":
-        when = iso(next_attempt_at or payment.updated_at)
-        conn.execute(
-            "INSERT INTO outbox (platform, payment_id, next_attempt_at, last_error)"
-            " VALUES (?,?,?,?) ON CONFLICT (platform, payment_id) DO UPDATE SET"
-            " claimed_at = NULL, next_attempt_at = excluded.next_attempt_at,"
-            " last_error = excluded.last_error",
-            (*key, when, error),
-        )
-    elif change != "keep":
-        raise ValueError(f"unknown outbox change {change!r}")
-
-
-def _save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: datetime) -> None:
-    conn.execute(
-        "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
-        " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
-        " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at",
-        (location_id, bill.table, bill.id, bill_json_text(bill), iso(now)),
-    )
-
-
-def _idempotency(conn: sqlite3.Connection, platform: str, payment_id: str) -> IdempotencyHit | None:
-    row = conn.execute(
-        "SELECT request_hash, status, response FROM idempotency WHERE platform = ? AND"
-        " payment_id = ?",
-        (platform, payment_id),
-    ).fetchone()
-    if row is None:
-        return None
-    response = StoredResponse(row[1], json.loads(row[2])) if row[2] is not None else None
-    return IdempotencyHit(row[0], response)
-
-
-def _payment(conn: sqlite3.Connection, platform: str, payment_id: str) -> Payment | None:
-    row = conn.execute(
-        "SELECT * FROM payments WHERE platform = ? AND id = ?", (platform, payment_id)
-    ).fetchone()
-    return _row_to_payment(row) if row else None
-
-
-def _row_to_payment(row: sqlite3.Row) -> Payment:
-    currency = row["currency"]
-    return Payment(
-        id=row["id"],
-        platform=row["platform"],
-        location_id=row["location_id"],
-        table=row["table_no"],
-        bill_ref=row["bill_ref"],
-        bill_version=row["bill_version"],
-        amount=Money(row["amount"], currency),
-        tip=Money(row["tip"], currency),
-        label=row["label"],
-        state=PaymentState(row["state"]),
-        created_at=parse_iso(row["created_at"]),
-        updated_at=parse_iso(row["updated_at"]),
-        pos_reference=row["pos_reference"],
-    )

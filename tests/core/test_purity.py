@@ -29,7 +29,7 @@ CORE_FILES = sorted(
     [
         *ROOT.glob("bridge/core/*.py"),
         ROOT / "bridge/http/fields.py",
-     ROOT / "bridge/http/json_body.py",
+        ROOT / "bridge/http/json_body.py",
         ROOT / "bridge/errors.py",
         ROOT / "bridge/platforms/loke/contract.py",
         ROOT / "drivers/base.py",

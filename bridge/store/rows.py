@@ -1,0 +1,127 @@
+"""Rows: how payments, audit records, idempotency records and bills sit in SQLite.
+
+Shared by the store's intent methods (``bridge/store/payments.py``); each function runs on
+the connection it is given, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.core.bill import Bill, bill_json_text
+from bridge.core.idempotency import StoredResponse
+from bridge.core.money import Money
+from bridge.core.payment import AuditRecord, Payment, PaymentState
+
+
+def iso(moment: datetime) -> str:
+    """UTC, fixed width (microseconds always written), so stored times sort as text."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyHit:
+    """A payment id seen before: its request's fingerprint and, once answered, the answer."""
+
+    request_hash: str
+    response: StoredResponse | None
+    expired: bool = False
+
+
+def insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
+    conn.executemany(
+        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
+        " VALUES (?,?,?,?,?,?)",
+        [
+            (
+                platform,
+                audit.payment_id,
+                audit.from_state.value if audit.from_state else None,
+                audit.to_state.value,
+                iso(audit.at),
+                audit.reason,
+            )
+            for audit in audits
+        ],
+    )
+
+
+def change_outbox(
+    conn: sqlite3.Connection,
+    payment: Payment,
+    change: str,
+    next_attempt_at: datetime | None,
+    error: str | None,
+) -> None:
+    key = (payment.platform, payment.id)
+    if change == "remove":
+        conn.execute("DELETE FROM outbox WHERE platform = ? AND payment_id = ?", key)
+    elif change == "release":
+        when = iso(next_attempt_at or payment.updated_at)
+        conn.execute(
+            "INSERT INTO outbox (platform, payment_id, next_attempt_at, last_error)"
+            " VALUES (?,?,?,?) ON CONFLICT (platform, payment_id) DO UPDATE SET"
+            " claimed_at = NULL, next_attempt_at = excluded.next_attempt_at,"
+            " last_error = excluded.last_error",
+            (*key, when, error),
+        )
+    elif change != "keep":
+        raise ValueError(f"unknown outbox change {change!r}")
+
+
+def save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
+        " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at",
+        (location_id, bill.table, bill.id, bill_json_text(bill), iso(now)),
+    )
+
+
+def read_idempotency(
+    conn: sqlite3.Connection, platform: str, payment_id: str
+) -> IdempotencyHit | None:
+    row = conn.execute(
+        "SELECT request_hash, status, response FROM idempotency WHERE platform = ? AND"
+        " payment_id = ?",
+        (platform, payment_id),
+    ).fetchone()
+    if row is None:
+        return None
+    response = StoredResponse(row[1], json.loads(row[2])) if row[2] is not None else None
+    return IdempotencyHit(row[0], response)
+
+
+def read_payment(conn: sqlite3.Connection, platform: str, payment_id: str) -> Payment | None:
+    row = conn.execute(
+        "SELECT * FROM payments WHERE platform = ? AND id = ?", (platform, payment_id)
+    ).fetchone()
+    return row_to_payment(row) if row else None
+
+
+def row_to_payment(row: sqlite3.Row) -> Payment:
+    currency = row["currency"]
+    return Payment(
+        id=row["id"],
+        platform=row["platform"],
+        location_id=row["location_id"],
+        table=row["table_no"],
+        bill_ref=row["bill_ref"],
+        bill_version=row["bill_version"],
+        amount=Money(row["amount"], currency),
+        tip=Money(row["tip"], currency),
+        label=row["label"],
+        state=PaymentState(row["state"]),
+        created_at=parse_iso(row["created_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+        pos_reference=row["pos_reference"],
+    )
