@@ -31,6 +31,9 @@ README, and the results as JSON in ``bench/results/payments-<timestamp>.json`` (
 
 The target (issue): payments/s ≥ 0.5 × bare commits/s at the best level. The machine is small
 and shared, so compare ratios from the same run, not absolute figures across runs.
+
+This module is (a), (b) and the run; the bridge subprocess and its config are in
+``bench/bridge_process.py``, the level's figures, the table and the snippet in ``bench/report.py``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -55,17 +57,26 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable for the helpers
     sys.path.insert(0, str(REPO))
 
-TARGET_RATIO = 0.5
-SECRET = "bench-loke-secret-0123456789abcdef"
-ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
-TABLES = 999
-#: CPU % (of one core) used by neither the bridge nor the load generator above which a level
-#: is flagged: the machine is shared, and another tenant's work lowers every figure.
-NOISY_OTHERS_PCT = 25.0
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
+from bench.bridge_process import (  # noqa: E402  (after the sys.path fix for script runs)
+    SECRET,
+    TABLES,
+    Bridge,
+    bridge_python,
+    child_env,
+    code_version,
+    level_location,
+    machine_cpu,
+    mount_of,
+    write_config,
+)
+from bench.report import (  # noqa: E402
+    NOISY_OTHERS_PCT,
+    TARGET_RATIO,
+    fmt,
+    markdown,
+    print_table,
+    summarise,
+)
 
 # -- (a) bare SQLite ---------------------------------------------------------------------------
 
@@ -108,218 +119,6 @@ def bare_commit_rate(folder: Path, commits: int, max_seconds: float) -> dict[str
             "p50": latencies[n // 2] / 1e6,
             "p99": latencies[min(n - 1, int(0.99 * n))] / 1e6,
         },
-    }
-
-
-# -- the bridge as a subprocess --------------------------------------------------------------
-
-
-def level_location(concurrency: int, index: int) -> str:
-    return f"bench-{index}-c{concurrency}"
-
-
-def write_config(folder: Path, locations: list[str], port: int = 0) -> Path:
-    lines = [
-        "[bridge]",
-        f"data_dir = {json.dumps(str(folder / 'data'))}",
-        f'admin_token = "{ADMIN_TOKEN}"',
-        'log_level = "info"',  # the "listening on" line gives the port
-        "",
-        "[server]",
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        "",
-        "[drivers.sim]",
-        'url = "simulator:"',
-        f"options = {{ tables = {TABLES} }}",
-        "",
-    ]
-    for name in locations:
-        lines += [
-            f"[locations.{name}]",
-            'driver = "sim"',
-            f'pos_location = "{name}"',
-            f'auth = {{ scheme = "bearer", secrets = ["{SECRET}"] }}',
-            "",
-        ]
-    path = folder / "bench.toml"
-    path.write_text("\n".join(lines))
-    return path
-
-
-def bridge_python(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
-class Bridge:
-    """``python -m bench.serve_counted`` (or ``-m bridge serve``) until :meth:`stop`."""
-
-    def __init__(
-        self,
-        python: str,
-        config: Path,
-        folder: Path,
-        plain: bool,
-        switch_interval: float | None = None,
-    ) -> None:
-        self.folder = folder
-        self.log_path = folder / "bridge.log"
-        self.counters_path = folder / "counters.json"
-        self.cprofile_path = folder / "bridge.cprofile"
-        self.plain = plain
-        if plain:
-            self.argv = [python, "-m", "bridge", "serve", "--config", str(config)]
-        else:
-            self.argv = [
-                python,
-                "-m",
-                "bench.serve_counted",
-                "--config",
-                str(config),
-                "--counters",
-                str(self.counters_path),
-                "--cprofile",
-                str(self.cprofile_path),
-            ]
-            if switch_interval is not None:
-                self.argv += ["--switch-interval", str(switch_interval)]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self._seq = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv, cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        marker = "bridge listening on http://127.0.0.1:"
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
-            if marker in text:
-                self.port = int(text.split(marker, 1)[1].split()[0])
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bridge exited ({self.proc.returncode}):\n{self.log_tail()}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"bridge did not start in {START_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def counters(self) -> dict[str, Any] | None:
-        """Group-commit counters, now (``None`` with ``--plain-bridge``)."""
-        if self.plain or self.proc is None or self.proc.poll() is not None:
-            return None
-        self._seq += 1
-        os.kill(self.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            try:
-                data: dict[str, Any] = json.loads(self.counters_path.read_text())
-                if data["seq"] >= self._seq:
-                    self._seq = data["seq"]
-                    return data
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.002)
-        return None
-
-    def toggle_cprofile(self) -> None:
-        if not self.plain:
-            os.kill(self.pid, signal.SIGUSR2)
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: the main (event-loop) thread, the other threads, all."""
-        main = other = 0.0
-        task_dir = Path(f"/proc/{self.pid}/task")
-        try:
-            for task in task_dir.iterdir():
-                try:
-                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK
-                if task.name == str(self.pid):
-                    main += seconds
-                else:
-                    other += seconds
-        except OSError:
-            pass
-        return {"main": main, "other": other, "total": main + other}
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat (zeros elsewhere)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    total = sum(fields[:8])
-    return float(total - idle), float(total)
-
-
-def mount_of(path: Path) -> dict[str, str]:
-    """The filesystem ``path`` lives on (Linux), so a tmpfs is not mistaken for a disk."""
-    best = {"mount": "?", "device": "?", "fstype": "?"}
-    resolved = str(path.resolve())
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            device, mount, fstype = line.split()[:3]
-            inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
-            if inside and len(mount) >= len(best["mount"].replace("?", "")):
-                best = {"mount": mount, "device": device, "fstype": fstype}
-    except OSError:
-        pass
-    return best
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and whether bridge/ or drivers/ had uncommitted edits."""
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    dirty = git("status", "--porcelain", "--", "bridge", "drivers")
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted_files": dirty.count("\n") + 1 if dirty else 0,
     }
 
 
@@ -389,162 +188,6 @@ def run_level(
             f"load generator failed (exit {proc.returncode}); bridge log:\n{bridge.log_tail()}"
         )
     return summarise(result, snaps["start"], snaps["end"])
-
-
-def summarise(result: dict[str, Any], start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
-    wall = end["wall"] - start["wall"]
-    ok = result["ok"]
-    cpu = {k: end["cpu"][k] - start["cpu"][k] for k in ("main", "other", "total")}
-    busy = end["machine"][0] - start["machine"][0]
-    total = end["machine"][1] - start["machine"][1]
-    result["bridge_cpu"] = {
-        "main_thread_pct": 100 * cpu["main"] / wall,
-        "other_threads_pct": 100 * cpu["other"] / wall,
-        "ms_per_payment": 1000 * cpu["total"] / ok if ok else None,
-        "main_thread_ms_per_payment": 1000 * cpu["main"] / ok if ok else None,
-    }
-    result["machine_cpu_pct"] = 100 * (os.cpu_count() or 1) * busy / total if total else None
-    if result["machine_cpu_pct"] is not None:  # noise: what neither the bridge nor we used
-        result["others_cpu_pct"] = max(
-            0.0, result["machine_cpu_pct"] - 100 * cpu["total"] / wall - result["client_cpu_pct"]
-        )
-    c0, c1 = start["counters"], end["counters"]
-    if c0 and c1:
-        batches = c1["batches"] - c0["batches"]
-        writes = c1["batched_writes"] - c0["batched_writes"]
-        sizes = {
-            int(k): v - c0["sizes"].get(k, 0)
-            for k, v in c1["sizes"].items()
-            if v - c0["sizes"].get(k, 0) > 0
-        }
-        window_ns = wall * 1e9
-        reads = c1["reads"] - c0["reads"]
-        busy_ns = c1["batch_ns"] - c0["batch_ns"] + c1["read_ns"] - c0["read_ns"]
-        result["sqlite_thread"] = {
-            "busy_pct": 100 * busy_ns / window_ns,
-            "batch_ms_mean": (c1["batch_ns"] - c0["batch_ns"]) / 1e6 / batches if batches else None,
-            "reads_per_payment": reads / ok if ok else None,
-            "read_us_mean": (c1["read_ns"] - c0["read_ns"]) / 1e3 / reads if reads else None,
-            "read_queue_wait_ms_mean": (c1["read_wait_ns"] - c0["read_wait_ns"]) / 1e6 / reads
-            if reads
-            else None,
-        }
-        result["group_commit"] = {
-            "batches": batches,
-            "writes": writes,
-            "mean_batch": writes / batches if batches else None,
-            "max_batch": max(sizes) if sizes else None,
-            "commits_per_payment": batches / ok if ok else None,
-            "writes_per_payment": writes / ok if ok else None,
-            "batch_size_histogram": dict(sorted(sizes.items())),
-        }
-    return result
-
-
-# -- report ----------------------------------------------------------------------------------
-
-
-def fmt(value: float | None, spec: str = ".1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def print_table(report: dict[str, Any]) -> None:
-    bare, fs = report["bare"], report["machine"]["filesystem"]
-    before, after = bare["before"], bare["after"]
-    print()
-    print(
-        f"bare SQLite commits/s (WAL, synchronous=FULL, {fs['fstype']} at {fs['mount']}):"
-        f" before {before['commits_per_s']:.0f}, after {after['commits_per_s']:.0f},"
-        f" ratio uses {bare['commits_per_s']:.0f} (commit p50 {before['commit_ms']['p50']:.3f} ms,"
-        f" CPU {before['cpu_us_per_commit']:.0f} us per commit)"
-    )
-    head = (
-        f"{'conc':>5} {'pay/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}"
-        f" {'commit/pay':>10} {'write/pay':>9} {'batch':>6} {'loop%':>6} {'sqlite%':>7}"
-        f" {'sqlbusy%':>8} {'cpu ms/pay':>10} {'client%':>7} {'client us/req':>13}"
-        f" {'machine%':>8} {'others%':>7}"
-    )
-    print(head)
-    print("-" * len(head))
-    for level in report["levels"]:
-        gc = level.get("group_commit") or {}
-        sql = level.get("sqlite_thread") or {}
-        cpu, lat = level["bridge_cpu"], level["latency_ms"]
-        print(
-            f"{level['concurrency']:>5} {level['payments_per_s']:>8.0f}"
-            f" {fmt(lat['p50'], '.2f'):>8} {fmt(lat['p99'], '.2f'):>8}"
-            f" {level['ratio']:>6.3f} {level['errors']:>6}"
-            f" {fmt(gc.get('commits_per_payment'), '.2f'):>10}"
-            f" {fmt(gc.get('writes_per_payment'), '.2f'):>9} {fmt(gc.get('mean_batch'), '.1f'):>6}"
-            f" {cpu['main_thread_pct']:>6.0f} {cpu['other_threads_pct']:>7.0f}"
-            f" {fmt(sql.get('busy_pct'), '.0f'):>8} {fmt(cpu['ms_per_payment'], '.2f'):>10}"
-            f" {level['client_cpu_pct']:>7.0f}"
-            f" {fmt(level['client_cpu_us_per_request'], '.0f'):>13}"
-            f" {fmt(level['machine_cpu_pct'], '.0f'):>8}"
-            f" {fmt(level.get('others_cpu_pct'), '.0f'):>7}"
-        )
-        for sample in level["error_samples"]:
-            print(f"      error: {sample}")
-    best = report["best"]
-    verdict = "MET" if best["target_met"] else "NOT met"
-    print(
-        f"\nbest: {best['payments_per_s']:.0f} payments/s at concurrency {best['concurrency']}"
-        f" = {best['ratio']:.3f} x bare commits/s; target >= {TARGET_RATIO}: {verdict}"
-    )
-    if report["noisy"]:
-        print(
-            f"WARNING: other work used > {NOISY_OTHERS_PCT:.0f}% of a core during a level"
-            " (others%); these figures understate the bridge: rerun when the machine is quiet."
-        )
-    print(
-        "loop% = CPU of the bridge's event-loop thread, sqlite% = CPU of its other threads (the"
-        " SQLite worker), in % of one core;\nsqlbusy% = wall time the SQLite thread spent in"
-        " batches and reads (CPU + fsync + GIL waits); commit/pay = fsyncs per payment;\n"
-        "client% = the load generator's CPU; machine% = all processes, out of"
-        f" {100 * (os.cpu_count() or 1)}%; others% = machine% - bridge - client (noise:"
-        " other\nworkloads on this shared machine; a run with high others% understates the"
-        " bridge)."
-    )
-
-
-def markdown(report: dict[str, Any]) -> str:
-    m, bare, best = report["machine"], report["bare"], report["best"]
-    code = f"commit {report['code']['commit'] or '?'}"
-    if report["code"]["uncommitted_files"]:
-        code += f" (+{report['code']['uncommitted_files']} uncommitted files in bridge/, drivers/)"
-    lines = [
-        f"### Durable payment throughput ({report['timestamp'][:10]})",
-        "",
-        f"`.venv/bin/python -m bench.payments` at {code}, on {m['cpus']} shared cores,"
-        f" {m['platform']}, SQLite {m['sqlite_version']}, {m['filesystem']['fstype']}. Bare SQLite"
-        f" (WAL, `synchronous=FULL`, one-row commits, same folder): "
-        f"**{bare['commits_per_s']:,.0f} commits/s**.",
-        "",
-        "| concurrency | payments/s | p50 ms | p99 ms | ÷ bare commits/s "
-        "| commits per payment | mean batch | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for level in report["levels"]:
-        gc, lat = level.get("group_commit") or {}, level["latency_ms"]
-        lines.append(
-            f"| {level['concurrency']} | {level['payments_per_s']:,.0f}"
-            f" | {fmt(lat['p50'], '.1f')} | {fmt(lat['p99'], '.1f')}"
-            f" | {level['ratio']:.3f} | {fmt(gc.get('commits_per_payment'), '.2f')}"
-            f" | {fmt(gc.get('mean_batch'), '.1f')} | {level['errors']} |"
-        )
-    verdict = "met" if best["target_met"] else "**not met**"
-    lines += [
-        "",
-        f"Target payments/s ≥ {TARGET_RATIO} × bare commits/s at the best level:"
-        f" {best['ratio']:.3f} at concurrency {best['concurrency']}, {verdict}. Every payment"
-        " is fsynced (group commit) before its 2xx.",
-    ]
-    if report["noisy"]:
-        lines.append(
-            "Other work shared the machine during this run (see `others_cpu_pct` in the JSON):"
-            " the payment figures are understated."
-        )
-    return "\n".join(lines)
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -41,14 +41,14 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from bench.payments import (  # noqa: E402  (after the sys.path fix for script runs)
+from bench.bridge_process import (  # noqa: E402  (after the sys.path fix for script runs)
     Bridge,
     bridge_python,
-    fmt,
     level_location,
-    run_level,
     write_config,
 )
+from bench.payments import run_level  # noqa: E402
+from bench.report import fmt  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 
