@@ -4,26 +4,8 @@ This module: garbage in every endpoint's path parameters, query, body and Conten
 numbers, garbage and long segments, and payment ids in the path; and the methods a route does
 not take. Shared helpers, constants and strategies are in ``tests/http/bad_input.py``.
 
-Every request here goes to the real bridge (``create_app``) on a real socket, through the
-``client`` fixture; nothing of ours is mocked.
-
-How Hypothesis runs here: ``@given`` decorates the ``async def`` tests directly. pytest-aiohttp
-runs on pytest-asyncio (``asyncio_mode = "auto"``), which recognises an async Hypothesis test
-and gives Hypothesis a synchronous wrapper that runs each example's coroutine to completion on
-the test's event loop: the loop on which the ``client`` fixture started the bridge. So each
-example is a real HTTP round trip, with no second loop or thread. (A sync ``@given`` test
-calling ``loop.run_until_complete`` would need the loop smuggled out of the async fixture;
-drawing with ``data()`` gives worse failure reports; ``strategy.example()`` is not for tests.)
-
-The ``client`` fixture is function-scoped, so one bridge serves all the examples of a test;
-``HealthCheck.function_scoped_fixture`` is suppressed on purpose. State therefore accumulates
-across examples, as it would on a long-running bridge, so every example asserts that nothing
-reached the simulated POS: an accidental payment is caught at the example that made it.
-
-Determinism: ``derandomize=True`` and ``database=None`` (``FUZZ`` in ``bad_input.py``), so every
-run tries the same examples, a red build reproduces on any machine, and the module's run time
-is stable (well under 60 s). Set ``POS_BRIDGE_FUZZ_EXAMPLES`` to a larger number to fuzz harder
-locally.
+Real bridge, real socket, nothing of ours mocked; how Hypothesis runs here (on the test's own
+event loop, derandomized) is explained in ``tests/http/bad_input.py``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,24 @@ _SIMULATOR = {
 }
 
 
+def _simulator_table_op(operation_id: str, summary: str, answer: str) -> dict[str, Any]:
+    """A technician's simulator operation on one table, answered with the bill."""
+    driver = {"name": "driver", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": _ADMIN_AUTH,
+            "parameters": [driver, _TABLE],
+            "responses": {
+                "200": json_content(ref("Bill"), answer),
+                **_COMMON,
+                **_SIMULATOR,
+            },
+        }
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole document; cached, it never changes while the bridge runs."""
@@ -218,69 +236,15 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/api/drivers/{driver}/simulator/tables/{table}/bill": {
-                "post": {
-                    "operationId": "simulatorSeat",
-                    "summary": "Open a new bill on a table.",
-                    "security": _ADMIN_AUTH,
-                    "parameters": [
-                        {
-                            "name": "driver",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        _TABLE,
-                    ],
-                    "responses": {
-                        "200": json_content(ref("Bill"), "The open bill."),
-                        **_COMMON,
-                        **_SIMULATOR,
-                    },
-                }
-            },
-            "/api/drivers/{driver}/simulator/tables/{table}/items": {
-                "post": {
-                    "operationId": "simulatorAddItem",
-                    "summary": "Add a line to an open bill.",
-                    "security": _ADMIN_AUTH,
-                    "parameters": [
-                        {
-                            "name": "driver",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        _TABLE,
-                    ],
-                    "responses": {
-                        "200": json_content(ref("Bill"), "The changed bill."),
-                        **_COMMON,
-                        **_SIMULATOR,
-                    },
-                }
-            },
-            "/api/drivers/{driver}/simulator/tables/{table}/till-payments": {
-                "post": {
-                    "operationId": "simulatorPayAtTill",
-                    "summary": "Staff take cash at the POS itself.",
-                    "security": _ADMIN_AUTH,
-                    "parameters": [
-                        {
-                            "name": "driver",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        _TABLE,
-                    ],
-                    "responses": {
-                        "200": json_content(ref("Bill"), "The bill after it."),
-                        **_COMMON,
-                        **_SIMULATOR,
-                    },
-                }
-            },
+            "/api/drivers/{driver}/simulator/tables/{table}/bill": _simulator_table_op(
+                "simulatorSeat", "Open a new bill on a table.", "The open bill."
+            ),
+            "/api/drivers/{driver}/simulator/tables/{table}/items": _simulator_table_op(
+                "simulatorAddItem", "Add a line to an open bill.", "The changed bill."
+            ),
+            "/api/drivers/{driver}/simulator/tables/{table}/till-payments": _simulator_table_op(
+                "simulatorPayAtTill", "Staff take cash at the POS itself.", "The bill after it."
+            ),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
