@@ -1,0 +1,385 @@
+"""The tunnel's binary frame codec: frames to bytes, and bytes (in any split) back to frames.
+
+Every frame is a 10-byte header followed by its payload (docs/tunnel-protocol.md has the byte
+diagrams and hex examples)::
+
+     0        1        2                 6                 10
+    +--------+--------+-----------------+-----------------+-------------------------
+    | type   | flags  | stream id       | payload length  | payload (length bytes) …
+    | u8     | u8     | u32 big-endian  | u32 big-endian  |
+    +--------+--------+-----------------+-----------------+-------------------------
+
+Integers are unsigned big-endian; a string is a u16 byte count then that much UTF-8; a byte
+string (header names and values) is a u16 count then raw bytes. No floats, no base64.
+
+:class:`FrameDecoder` checks the declared length against its limit as soon as the header is
+complete, before it waits for (or keeps) any payload byte: that is the DoS guard.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+from bridge.tunnel.errors import (
+    CloseCode,
+    FrameTooLargeError,
+    MalformedFrameError,
+    UnknownFrameTypeError,
+)
+from bridge.tunnel.messages import (
+    BodyChunk,
+    Cancel,
+    CancelCode,
+    Close,
+    EndOfBody,
+    Headers,
+    Health,
+    Hello,
+    Limits,
+    Ping,
+    Pong,
+    RequestHead,
+    ResponseHead,
+    Welcome,
+    WindowUpdate,
+    check_uint,
+)
+
+HEADER = struct.Struct(">BBII")
+HEADER_BYTES = HEADER.size  # 10
+#: Largest payload either side accepts before the WELCOME has set the real limit.
+HANDSHAKE_MAX_FRAME_BYTES = 16_384
+_WELCOME = struct.Struct(">HIIIII")
+_HEALTH = struct.Struct(">BIQQ")
+
+
+class FrameType(IntEnum):
+    """The type byte. 0x01–0x0F are connection frames (stream id 0), 0x10–0x1F stream frames;
+    WINDOW_UPDATE is both (stream id 0 is the connection window)."""
+
+    HELLO = 0x01
+    WELCOME = 0x02
+    CLOSE = 0x03
+    PING = 0x04
+    PONG = 0x05
+    HEALTH = 0x06
+    WINDOW_UPDATE = 0x07
+    REQUEST_HEAD = 0x10
+    RESPONSE_HEAD = 0x11
+    BODY_CHUNK = 0x12
+    END_OF_BODY = 0x13
+    CANCEL = 0x14
+
+
+_KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+
+
+class FrameFlag(IntFlag):
+    """The flags byte. Senders set undefined bits to zero; receivers ignore them."""
+
+    #: A receiver that does not know this frame's type drops it instead of failing the
+    #: connection, so a later version can add advisory frames without a version bump.
+    MAY_IGNORE = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFrame:
+    """A frame of a type this version does not know, flagged MAY_IGNORE: the protocol drops
+    it. Encodable so that tests (and later versions) can produce one."""
+
+    frame_type: int
+    flags: int
+    stream_id: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        check_uint("frame type", self.frame_type, 8)
+        check_uint("flags", self.flags, 8)
+        check_uint("stream id", self.stream_id, 32)
+        if self.frame_type in _KNOWN_TYPES:
+            raise ValueError(f"frame type 0x{self.frame_type:02x} is a known type")
+
+
+Frame = (
+    Hello
+    | Welcome
+    | Close
+    | Ping
+    | Pong
+    | Health
+    | WindowUpdate
+    | RequestHead
+    | ResponseHead
+    | BodyChunk
+    | EndOfBody
+    | Cancel
+    | UnknownFrame
+)
+
+
+#: The type byte of each known frame class.
+FRAME_TYPES: dict[type[Frame], FrameType] = {
+    Hello: FrameType.HELLO,
+    Welcome: FrameType.WELCOME,
+    Close: FrameType.CLOSE,
+    Ping: FrameType.PING,
+    Pong: FrameType.PONG,
+    Health: FrameType.HEALTH,
+    WindowUpdate: FrameType.WINDOW_UPDATE,
+    RequestHead: FrameType.REQUEST_HEAD,
+    ResponseHead: FrameType.RESPONSE_HEAD,
+    BodyChunk: FrameType.BODY_CHUNK,
+    EndOfBody: FrameType.END_OF_BODY,
+    Cancel: FrameType.CANCEL,
+}
+
+
+def _u16(value: int) -> bytes:
+    return value.to_bytes(2, "big")
+
+
+def _str(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return _u16(len(raw)) + raw
+
+
+def _headers(headers: Headers) -> bytes:
+    parts = [_u16(len(headers))]
+    for name, value in headers:
+        parts += [_u16(len(name)), name, _u16(len(value)), value]
+    return b"".join(parts)
+
+
+def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
+    """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
+    match frame:
+        case Hello():
+            versions = b"".join(_u16(v) for v in frame.versions)
+            body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
+            body += len(frame.versions).to_bytes(1, "big") + versions + _str(frame.bridge_version)
+            return FrameType.HELLO, 0, 0, body
+        case Welcome(version=version, limits=lim):
+            body = _WELCOME.pack(
+                version,
+                lim.max_frame_bytes,
+                lim.initial_stream_window,
+                lim.connection_window,
+                lim.max_concurrent_streams,
+                lim.heartbeat_interval_ms,
+            )
+            return FrameType.WELCOME, 0, 0, body
+        case Close():
+            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
+        case Ping():
+            return FrameType.PING, 0, 0, frame.payload
+        case Pong():
+            return FrameType.PONG, 0, 0, frame.payload
+        case Health():
+            body = _HEALTH.pack(
+                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
+            )
+            return FrameType.HEALTH, 0, 0, body
+        case WindowUpdate():
+            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
+        case RequestHead():
+            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
+        case ResponseHead():
+            body = _u16(frame.status) + _headers(frame.headers)
+            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
+        case BodyChunk():
+            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
+        case EndOfBody():
+            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
+        case Cancel():
+            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
+        case UnknownFrame():
+            return frame.frame_type, frame.flags, frame.stream_id, frame.payload
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The frame's bytes, header and payload, ready to write.
+
+    The caller (the protocol) keeps payloads within the negotiated ``max_frame_bytes``; this
+    function does not know the limit.
+    """
+    kind, flags, stream_id, payload = _payload(frame)
+    return HEADER.pack(kind, flags, stream_id, len(payload)) + payload
+
+
+class _Reader:
+    """Reads fields off one payload; running short is a malformed frame, not an IndexError."""
+
+    __slots__ = ("_data", "_kind", "_pos")
+
+    def __init__(self, kind: FrameType, data: bytes) -> None:
+        self._kind = kind
+        self._data = data
+        self._pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        end = self._pos + n
+        if end > len(self._data):
+            raise MalformedFrameError(self._kind, f"payload ends inside {what}")
+        chunk = self._data[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def uint(self, size: int, what: str) -> int:
+        return int.from_bytes(self.take(size, what), "big")
+
+    def text(self, what: str) -> str:
+        raw = self.take(self.uint(2, what), what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedFrameError(self._kind, f"{what} is not valid UTF-8") from None
+
+    def headers(self) -> Headers:
+        count = self.uint(2, "header count")
+        return tuple(
+            (
+                self.take(self.uint(2, "header name"), "header name"),
+                self.take(self.uint(2, "header value"), "header value"),
+            )
+            for _ in range(count)
+        )
+
+    def rest(self) -> bytes:
+        return self.take(len(self._data) - self._pos, "payload")
+
+    def end(self) -> None:
+        if self._pos != len(self._data):
+            extra = len(self._data) - self._pos
+            raise MalformedFrameError(self._kind, f"{extra} unexpected trailing bytes")
+
+
+def _code(codes: type[IntEnum], value: int) -> int:
+    """A known code as its enum member (readable in logs); an unknown one stays an int."""
+    try:
+        return codes(value)
+    except ValueError:
+        return value
+
+
+def _hello(r: _Reader, _: int) -> Hello:
+    venue_id, token, epoch = r.text("venue_id"), r.text("token"), r.uint(8, "session epoch")
+    versions = tuple(r.uint(2, "version") for _ in range(r.uint(1, "version count")))
+    return Hello(venue_id, token, epoch, versions, r.text("bridge_version"))
+
+
+def _welcome(r: _Reader, _: int) -> Welcome:
+    version, *limits = _WELCOME.unpack(r.take(_WELCOME.size, "limits"))
+    return Welcome(version, Limits(*limits))
+
+
+def _health(r: _Reader, _: int) -> Health:
+    online, depth, age_ms, clock_ms = _HEALTH.unpack(r.take(_HEALTH.size, "health"))
+    if online > 1:
+        raise MalformedFrameError(FrameType.HEALTH, f"pos_online is {online}, not 0 or 1")
+    return Health(bool(online), depth, age_ms, clock_ms)
+
+
+_DECODERS: dict[FrameType, Callable[[_Reader, int], Frame]] = {
+    FrameType.HELLO: _hello,
+    FrameType.WELCOME: _welcome,
+    FrameType.CLOSE: lambda r, _: Close(_code(CloseCode, r.uint(2, "code")), r.text("reason")),
+    FrameType.PING: lambda r, _: Ping(r.rest()),
+    FrameType.PONG: lambda r, _: Pong(r.rest()),
+    FrameType.HEALTH: _health,
+    FrameType.WINDOW_UPDATE: lambda r, sid: WindowUpdate(sid, r.uint(4, "increment")),
+    FrameType.REQUEST_HEAD: lambda r, sid: RequestHead(
+        sid, r.text("method"), r.text("path"), r.headers()
+    ),
+    FrameType.RESPONSE_HEAD: lambda r, sid: ResponseHead(sid, r.uint(2, "status"), r.headers()),
+    FrameType.BODY_CHUNK: lambda r, sid: BodyChunk(sid, r.rest()),
+    FrameType.END_OF_BODY: lambda r, sid: EndOfBody(sid),
+    FrameType.CANCEL: lambda r, sid: Cancel(sid, _code(CancelCode, r.uint(2, "code"))),
+}
+
+
+def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> Frame:
+    """The frame a complete header and payload stand for.
+
+    Raises:
+        UnknownFrameTypeError: the type is unknown and MAY_IGNORE is clear.
+        MalformedFrameError: the payload does not match the type's layout, a field is out of
+            range, or the stream id is 0 where a stream is needed (or not 0 where none is).
+    """
+    try:
+        kind = FrameType(frame_type)
+    except ValueError:
+        if flags & FrameFlag.MAY_IGNORE:
+            return UnknownFrame(frame_type, flags, stream_id, payload)
+        raise UnknownFrameTypeError(frame_type, flags) from None
+    if kind < 0x10 and kind is not FrameType.WINDOW_UPDATE and stream_id != 0:
+        raise MalformedFrameError(kind, f"stream id {stream_id} on a connection frame")
+    if kind >= 0x10 and stream_id == 0:
+        raise MalformedFrameError(kind, "stream id 0 on a stream frame")
+    reader = _Reader(kind, payload)
+    try:
+        frame = _DECODERS[kind](reader, stream_id)
+    except ValueError as exc:  # a field out of range, checked by the dataclass
+        raise MalformedFrameError(kind, str(exc)) from exc
+    # HELLO alone may carry trailing bytes: it is read before a version is agreed, so it is
+    # the one layout that can never change, and later versions extend it at the end.
+    if kind is not FrameType.HELLO:
+        reader.end()
+    return frame
+
+
+class FrameDecoder:
+    """Turns a byte stream, split anywhere, into frames.
+
+    Call :meth:`feed` with whatever the transport delivered, then :meth:`next_frame` until it
+    returns ``None`` (a partial frame waits for more bytes). ``max_payload_bytes`` may be
+    raised between frames, which is how the WELCOME's limit takes effect mid-buffer.
+    """
+
+    def __init__(self, max_payload_bytes: int = HANDSHAKE_MAX_FRAME_BYTES) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self._buffer = bytearray()
+        self._offset = 0  # start of the first unparsed byte; compacted on the next feed
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a frame: less than one header plus one
+        maximum payload once :meth:`next_frame` has returned ``None``."""
+        return len(self._buffer) - self._offset
+
+    def feed(self, data: bytes) -> None:
+        if self._offset:
+            del self._buffer[: self._offset]
+            self._offset = 0
+        self._buffer += data
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or ``None`` until more bytes arrive.
+
+        Raises:
+            FrameTooLargeError: the header declares more than ``max_payload_bytes``; raised as
+                soon as the 10 header bytes are in, and the buffer is dropped.
+            UnknownFrameTypeError, MalformedFrameError: see :func:`decode_frame`.
+        """
+        available = len(self._buffer) - self._offset
+        if available < HEADER_BYTES:
+            return None
+        kind, flags, stream_id, length = HEADER.unpack_from(self._buffer, self._offset)
+        if length > self.max_payload_bytes:
+            self._buffer.clear()
+            self._offset = 0
+            known = FrameType(kind) if kind in _KNOWN_TYPES else kind
+            raise FrameTooLargeError(known, length, self.max_payload_bytes)
+        if available < HEADER_BYTES + length:
+            return None
+        start = self._offset + HEADER_BYTES
+        with memoryview(self._buffer) as view:
+            payload = bytes(view[start : start + length])
+        self._offset = start + length
+        if self._offset == len(self._buffer):
+            self._buffer.clear()
+            self._offset = 0
+        return decode_frame(kind, flags, stream_id, payload)
