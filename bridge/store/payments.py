@@ -76,12 +76,10 @@ class PaymentStore:
             hit = read_idempotency(conn, payment.platform, payment.id)
             if hit is not None:
                 return hit
-            if read_payment(conn, payment.platform, payment.id) is not None:
-                return IdempotencyHit("", None, expired=True)  # its record was pruned
-            conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
                 " bill_version, currency, amount, tip, label, state, pos_reference, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     payment.platform,
                     payment.id,
@@ -99,6 +97,8 @@ class PaymentStore:
                     iso(payment.updated_at),
                 ),
             )
+            if inserted.rowcount == 0:  # the payment exists; its replay record was pruned
+                return IdempotencyHit("", None, expired=True)
             insert_audits(conn, payment.platform, audits)
             conn.execute(
                 "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
