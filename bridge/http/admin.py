@@ -111,6 +111,27 @@ async def payment_audit(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/api/payments/{platform}/{payment_id:[^/]+}/retry")
+async def payment_retry(request: web.Request) -> web.Response:
+    """Send a payment that needs attention back to the outbox, once the bill is fixed."""
+    runtime = _admin(request)
+    platform, payment_id = request.match_info["platform"], request.match_info["payment_id"]
+    fields = await _json(request)
+    note = fields.string("reason", required=False, max_len=200) or "no reason given"
+    fields.done()
+    payment = await runtime.store.get_payment(platform, payment_id)
+    if payment is None:
+        raise NotFoundError("unknown_payment", "no such payment", {"paymentId": payment_id[:128]})
+    if payment.state is not PaymentState.NEEDS_ATTENTION:
+        raise ConflictError(
+            "not_needs_attention",
+            "only a payment that needs attention can be retried",
+            {"state": payment.state.value},
+        )
+    requeued = await runtime.outbox.requeue(payment, f"retried by a technician: {note}")
+    return web.json_response(payment_status_json(requeued))
+
+
 def _simulator(runtime: Runtime, name: str) -> SimulatorDriver:
     driver = runtime.drivers.get(name)
     if not isinstance(driver, SimulatorDriver):

@@ -220,6 +220,19 @@ class OutboxWorker:
         )
         return self._clock() + timedelta(seconds=delay)
 
+    async def requeue(self, payment: Payment, reason: str) -> Payment:
+        """A technician fixed what made the POS refuse ``payment``: try it again now.
+
+        The outbox still asks the POS first, so a payment staff entered by hand meanwhile is
+        found, not applied twice.
+        """
+        queued, audit = transition(payment, PaymentState.QUEUED, self._clock(), reason)
+        await self._store.save_transition(
+            queued, audit, outbox="release", next_attempt_at=self._clock()
+        )
+        self.wake()
+        return queued
+
     async def pos_recovered(self, driver: str) -> None:
         """The POS is back: make its waiting payments due now and wake up."""
         await self._store.make_due(self._clock())

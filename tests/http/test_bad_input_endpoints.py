@@ -122,6 +122,12 @@ ENDPOINTS = [
         ADMIN_AUTH,
         {"platform": "loke", "payment_id": "p-1"},
     ),
+    Endpoint(
+        "POST",
+        "/api/payments/{platform}/{payment_id}/retry",
+        ADMIN_AUTH,
+        {"platform": "loke", "payment_id": "p-1"},
+    ),
     Endpoint("POST", SIM, ADMIN_AUTH, {"driver": "main"}),
     Endpoint("POST", f"{SIM}/tables/{{table}}/bill", ADMIN_AUTH, {"driver": "main", "table": "3"}),
     Endpoint("POST", f"{SIM}/tables/{{table}}/items", ADMIN_AUTH, {"driver": "main", "table": "3"}),
@@ -164,7 +170,7 @@ async def reset_simulator(client: TestClient) -> None:
     assert response.status == 200, await response.text()
 
 
-@settings(FUZZ, max_examples=EXAMPLES * 3)  # thirteen endpoints share these examples
+@settings(FUZZ, max_examples=EXAMPLES * 3)  # fourteen endpoints share these examples
 @given(
     endpoint=st.sampled_from(ENDPOINTS),
     garbage=st.dictionaries(

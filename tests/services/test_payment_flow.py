@@ -250,6 +250,35 @@ async def test_refused_later_by_the_pos_needs_attention_and_stays_visible(client
     assert [p["paymentId"] for p in (await listed.json())["payments"]] == ["too-late"]
     assert pos_payments(client) == []
 
+    # The manager reopens the bill at the till; the technician sends the payment back.
+    seated = await client.post("/api/drivers/main/simulator/tables/1/bill", headers=ADMIN_AUTH)
+    assert seated.status == 200
+    retry = await client.post(
+        "/api/payments/loke/too-late/retry", headers=ADMIN_AUTH, json={"reason": "bill reopened"}
+    )
+    assert (retry.status, (await retry.json())["state"]) == (200, "queued")
+    # still refused (it names the old, closed bill): back to needs attention, never applied
+    await eventually(flagged)
+    trail = await (await client.get("/api/payments/loke/too-late", headers=ADMIN_AUTH)).json()
+    reasons = [step["reason"] for step in trail["audit"]]
+    assert "retried by a technician: bill reopened" in reasons
+    assert [s["to"] for s in trail["audit"]][-3:] == ["queued", "applying", "needs_attention"]
+    assert pos_payments(client) == []
+    again = await client.post("/api/payments/loke/p-unknown/retry", headers=ADMIN_AUTH)
+    assert again.status == 404
+
+
+async def test_only_a_payment_needing_attention_can_be_retried(client):
+    bill = await fetch_bill(client, 2)
+    await pay(client, 2, payment_body(bill, "fine", 100))
+    response = await client.post("/api/payments/loke/fine/retry", headers=ADMIN_AUTH)
+    body = await response.json()
+    assert (response.status, body["error"], body["details"]["state"]) == (
+        409,
+        "not_needs_attention",
+        "applied",
+    )
+
 
 async def test_offline_limit_refuses_with_409_and_records_nothing(aiohttp_client, tmp_path):
     data = config_data(tmp_path, payments={"offline_limits": {"max_payment_minor": 200}})

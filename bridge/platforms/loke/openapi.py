@@ -201,6 +201,34 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/payments/{platform}/{paymentId}/retry": {
+                "post": {
+                    "operationId": "paymentRetry",
+                    "summary": "Send a payment that needs attention back to the outbox.",
+                    "security": _ADMIN_AUTH,
+                    "parameters": [
+                        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                        for n in ("platform", "paymentId")
+                    ],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"reason": {"type": "string", "maxLength": 200}},
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": json_content(ref("PaymentStatus"), "Queued again."),
+                        **_COMMON,
+                        "404": error_content("unknown_payment."),
+                        "409": error_content("not_needs_attention."),
+                    },
+                }
+            },
             "/api/drivers/{driver}/simulator": {
                 "post": {
                     "operationId": "simulatorMode",
