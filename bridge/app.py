@@ -1,6 +1,7 @@
 """The composition root: ``create_app(config)`` builds the whole bridge.
 
-One cleanup context per resource, in start order (store → drivers → services → scheduler);
+One cleanup context per resource, in start order (store → drivers → services → scheduler →
+tunnel client, when ``[tunnel]`` is configured);
 aiohttp runs each one's cleanup only if its start succeeded, in reverse order. Tests, the
 demo, the CLI and the benchmarks all build the bridge here.
 """
@@ -29,6 +30,7 @@ from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
+from bridge.uplink.client import make_uplink
 from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError
 from drivers.registry import load_driver
@@ -70,6 +72,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
     app.cleanup_ctx.append(_drivers)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_scheduler)
+    if config.tunnel is not None:  # last to start: the relay sees the bridge only when ready
+        make_uplink(app, config.tunnel)
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
     app.router.add_get("/openapi.json", _openapi)

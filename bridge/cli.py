@@ -13,6 +13,7 @@ from bridge import __version__
 from bridge.config import ConfigError, load_config
 
 DEFAULT_CONFIG = "config.toml"
+DEFAULT_RELAY_CONFIG = "relay.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8787)
     demo.add_argument("--data-dir", type=Path, default=None)
     demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS")
+    demo.add_argument("--relay-port", type=int, default=None, help="default: --port + 1")
 
     sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing/lossy")
     sim.add_argument("mode", choices=["online", "offline", "failing", "lossy"])
@@ -42,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
     openapi = commands.add_parser("openapi", help="print (or --write) the OpenAPI document")
     openapi.add_argument("--write", type=Path, default=None)
+
+    relay = commands.add_parser("relay", help="run the cloud relay, or add a venue to it")
+    relay.add_argument("--config", default=DEFAULT_RELAY_CONFIG)
+    relay_commands = relay.add_subparsers(dest="relay_command")
+    add_venue = relay_commands.add_parser("add-venue", help="add a venue; prints its token once")
+    add_venue.add_argument("name")
+    add_venue.add_argument("--config", default=argparse.SUPPRESS)
 
     args = parser.parse_args(argv)
     try:
@@ -73,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
-    asyncio.run(run_demo(args.port, args.data_dir, args.exit_after))
+    asyncio.run(run_demo(args.port, args.data_dir, args.exit_after, relay_port=args.relay_port))
     return 0
 
 
@@ -123,7 +132,35 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relay(args: argparse.Namespace) -> int:
+    from bridge.relay.config import load_relay_config
+
+    config = load_relay_config(args.config)
+    if args.relay_command == "add-venue":
+        from bridge.relay.venues import add_venue
+
+        token = add_venue(config.venues_file, args.name)
+        print(f"venue {args.name} added to {config.venues_file}")
+        print("its tunnel token (shown once; put it in the bridge's [tunnel] token):")
+        print(token)
+        return 0
+    import logging
+
+    from bridge.logs import RedactSecrets
+    from bridge.relay.app import run_relay
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets([config.operator_token]))
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(config.log_level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    asyncio.run(run_relay(config))
+    return 0
+
+
 _COMMANDS = {
+    "relay": _relay,
     "serve": _serve,
     "check-config": _check,
     "demo": _demo,

@@ -86,6 +86,20 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelConfig:
+    """The outbound tunnel to the relay (``[tunnel]``); absent: no tunnel."""
+
+    url: str
+    venue: str
+    token: str
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    stable_after_s: float = 30.0
+    health_interval_s: float = 10.0
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     admin_token: str
@@ -96,13 +110,14 @@ class Config:
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     health_probe_interval_s: float = 5.0
+    tunnel: TunnelConfig | None = None
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "bridge.sqlite3"
 
 
-class _Table:
+class TomlTable:
     """A TOML table being read: typed getters, and a complaint about keys nobody read."""
 
     def __init__(self, data: Any, path: str) -> None:
@@ -143,8 +158,8 @@ class _Table:
             raise ConfigError(self.key(name), f"must be a number >= {low}")
         return float(value)
 
-    def table(self, name: str) -> _Table:
-        return _Table(self.raw(name, {}), self.key(name))
+    def table(self, name: str) -> TomlTable:
+        return TomlTable(self.raw(name, {}), self.key(name))
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self._seen)
@@ -170,7 +185,7 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 
 
 def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
-    root = _Table(data, "")
+    root = TomlTable(data, "")
     bridge = root.table("bridge")
     data_dir_text = bridge.text("data_dir", "")
     data_dir = (
@@ -213,6 +228,7 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     health_t = root.table("health")
     probe = health_t.number("probe_interval_s", 5.0, 0.05)
     health_t.done()
+    tunnel = _tunnel(root.table("tunnel"), env) if "tunnel" in data else None
     root.done()
     return Config(
         data_dir=data_dir,
@@ -224,10 +240,52 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         payments=payments,
         outbox=outbox,
         health_probe_interval_s=probe,
+        tunnel=tunnel,
     )
 
 
-def _drivers(section: _Table) -> dict[str, DriverConfig]:
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
+    url = section.text("url", required=True)
+    parts = urlsplit(url)
+    if parts.scheme not in ("wss", "ws") or not parts.hostname:
+        raise ConfigError(section.key("url"), f"{url!r}: must be wss://host/path")
+    if parts.scheme == "ws" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(section.key("url"), "plain ws:// is only for 127.0.0.1; use wss://")
+    venue = section.text("venue", required=True)
+    if not venue:
+        raise ConfigError(section.key("venue"), "must not be empty")
+    token = section.text("token", "")
+    token_env = section.text("token_env", "")
+    if token_env:
+        token = env.get(token_env, "")
+        if not token:
+            raise ConfigError(
+                section.key("token_env"), f"environment variable {token_env} is empty"
+            )
+    if len(token) < 16:
+        raise ConfigError(section.key("token"), "must be set, at least 16 characters")
+    initial = section.number("reconnect_initial_s", 0.5, 0.01)
+    cap = section.number("reconnect_max_s", 30.0, 0.01)
+    if cap < initial:
+        raise ConfigError(section.key("reconnect_max_s"), "must be >= reconnect_initial_s")
+    config = TunnelConfig(
+        url=url,
+        venue=venue,
+        token=token,
+        reconnect_initial_s=initial,
+        reconnect_max_s=cap,
+        stable_after_s=section.number("stable_after_s", 30.0, 0.0),
+        health_interval_s=section.number("health_interval_s", 10.0, 0.05),
+        connect_timeout_s=section.number("connect_timeout_s", 10.0, 0.05),
+    )
+    section.done()
+    return config
+
+
+def _drivers(section: TomlTable) -> dict[str, DriverConfig]:
     drivers: dict[str, DriverConfig] = {}
     for name in list(section.data):
         table = section.table(name)
@@ -246,7 +304,7 @@ def _drivers(section: _Table) -> dict[str, DriverConfig]:
 
 
 def _locations(
-    section: _Table, drivers: Mapping[str, DriverConfig], env: Mapping[str, str]
+    section: TomlTable, drivers: Mapping[str, DriverConfig], env: Mapping[str, str]
 ) -> dict[str, LocationConfig]:
     locations: dict[str, LocationConfig] = {}
     for loke_id in list(section.data):
@@ -281,7 +339,7 @@ def _locations(
     return locations
 
 
-def _payments(section: _Table) -> PaymentsConfig:
+def _payments(section: TomlTable) -> PaymentsConfig:
     retention_days = section.integer("idempotency_retention_days", 45, 1, 3650) or 45
     pos_timeout = section.number("pos_timeout_s", 10.0, 0.05)
     retry_after = section.integer("retry_after_s", 5, 1, 3600) or 5

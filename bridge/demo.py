@@ -1,8 +1,10 @@
 """``pos-bridge demo``: the embedded default, running, with URLs to try.
 
-Starts the bridge on 127.0.0.1 with the simulated POS (a few tables with open bills), one
-linked LOKE location, fresh secrets, and prints ready-to-paste ``curl`` lines: fetch a bill,
-pay part of it, pay the rest, see the audit trail, take the POS offline and pay anyway.
+Starts a relay and the bridge on 127.0.0.1, the bridge with the simulated POS (a few tables
+with open bills), one linked LOKE location and fresh secrets, its tunnel dialled into the
+relay; then prints ready-to-paste ``curl`` lines. The platform's URLs go through the relay
+(``/v/demo-cafe/…``), as LOKE's would: fetch a bill, pay part of it, pay the rest, see the
+audit trail, take the POS offline and pay anyway, ask the relay for the venue's health.
 """
 
 from __future__ import annotations
@@ -19,12 +21,35 @@ from aiohttp import web
 
 from bridge.config import load_config
 from bridge.logs import configure_logging
+from bridge.relay.app import RELAY, close_tunnels, create_relay_app
+from bridge.relay.config import load_relay_config
+from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
 
 LOCATION = "demo-cafe"
+VENUE = "demo-cafe"
+#: How long the demo waits for the bridge's tunnel to come up before printing anyway.
+TUNNEL_WAIT_S = 10.0
 
 
-def demo_config_text(data_dir: Path, port: int, admin_token: str, secret: str) -> str:
+def relay_config_text(port: int, operator_token: str) -> str:
+    return f"""\
+# Written by `pos-bridge demo`; see relay.example.toml for every option.
+[relay]
+host = "127.0.0.1"
+port = {port}
+venues_file = "venues.toml"
+operator_token = "{operator_token}"
+log_level = "warning"
+
+[limits]
+heartbeat_interval_s = 5.0
+"""
+
+
+def demo_config_text(
+    data_dir: Path, port: int, admin_token: str, secret: str, tunnel_url: str, token: str
+) -> str:
     return f"""\
 # Written by `pos-bridge demo`; see config.example.toml for every option.
 [bridge]
@@ -50,31 +75,88 @@ pos_location = "1"
 [locations.{LOCATION}.auth]
 scheme = "bearer"
 secrets = ["{secret}"]
+
+[tunnel]
+url = "{tunnel_url}"
+venue = "{VENUE}"
+token = "{token}"
+reconnect_max_s = 2.0
 """
 
 
 async def run_demo(
-    port: int, data_dir: Path | None, exit_after_s: float | None, out: TextIO = sys.stdout
+    port: int,
+    data_dir: Path | None,
+    exit_after_s: float | None,
+    out: TextIO = sys.stdout,
+    relay_port: int | None = None,
 ) -> None:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pos-bridge-demo-"))
     admin_token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    config_path = data_dir / "demo.toml"
-    config_path.write_text(demo_config_text(data_dir, port, admin_token, secret))
-    config = load_config(config_path)
-    configure_logging(config)
-    stop = asyncio.Event()
+    operator_token = secrets.token_urlsafe(24)
+    relay_dir = data_dir / "relay"
+    relay_dir.mkdir(parents=True, exist_ok=True)
+    relay_path = relay_dir / "relay.toml"
+    if relay_port is None:
+        relay_port = 0 if port == 0 else port + 1
+    relay_path.write_text(relay_config_text(relay_port, operator_token))
+    relay_config = load_relay_config(relay_path)
+    venues = relay_config.venues_file
+    venues.unlink(missing_ok=True)  # a fresh token each run
+    token = add_venue(venues, VENUE)
 
-    async def ready(runner: web.AppRunner, bound_port: int) -> None:
-        base = f"http://127.0.0.1:{bound_port}"
-        await _print_guide(base, admin_token, secret, config_path, out)
-        if exit_after_s is not None:
-            asyncio.get_running_loop().call_later(exit_after_s, stop.set)
+    relay_app = create_relay_app(relay_config)
+    relay_runner = web.AppRunner(relay_app, access_log=None, handle_signals=False)
+    await relay_runner.setup()
+    try:
+        await web.TCPSite(relay_runner, "127.0.0.1", relay_port, reuse_address=True).start()
+        relay_base = f"http://127.0.0.1:{relay_runner.addresses[0][1]}"
+        config_path = data_dir / "demo.toml"
+        config_path.write_text(
+            demo_config_text(
+                data_dir,
+                port,
+                admin_token,
+                secret,
+                relay_base.replace("http", "ws") + "/tunnel",
+                token,
+            )
+        )
+        config = load_config(config_path)
+        configure_logging(config)
+        stop = asyncio.Event()
 
-    await run_bridge(config, ready=ready, stop=stop)
+        async def ready(runner: web.AppRunner, bound_port: int) -> None:
+            registry = relay_app[RELAY].registry
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + TUNNEL_WAIT_S
+            while registry.get(VENUE) is None and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            base = f"http://127.0.0.1:{bound_port}"
+            guide = Guide(base, relay_base, admin_token, secret, operator_token, config_path)
+            await _print_guide(guide, out)
+            if exit_after_s is not None:
+                loop.call_later(exit_after_s, stop.set)
+
+        await run_bridge(config, ready=ready, stop=stop)
+    finally:
+        await close_tunnels(relay_app)
+        await relay_runner.cleanup()
 
 
-async def _print_guide(base: str, admin: str, secret: str, config_path: Path, out: TextIO) -> None:
-    loke = f"{base}/loke/v1/locations/{LOCATION}"
+class Guide:
+    """Where everything is, for the printed guide."""
+
+    def __init__(
+        self, base: str, relay: str, admin: str, secret: str, operator: str, config_path: Path
+    ) -> None:
+        self.base, self.relay, self.admin, self.secret = base, relay, admin, secret
+        self.operator, self.config_path = operator, config_path
+
+
+async def _print_guide(guide: Guide, out: TextIO) -> None:
+    base, admin, secret, config_path = guide.base, guide.admin, guide.secret, guide.config_path
+    loke = f"{guide.relay}/v/{VENUE}/loke/v1/locations/{LOCATION}"
     headers = {"Authorization": f"Bearer {secret}"}
     async with (
         aiohttp.ClientSession(headers=headers) as http,
@@ -105,12 +187,13 @@ async def _print_guide(base: str, admin: str, secret: str, config_path: Path, ou
 
     lines = [
         "",
-        "POS Bridge demo: bridge + simulated POS (8 tables with open bills) on 127.0.0.1",
+        "POS Bridge demo: relay + bridge + simulated POS (8 tables with open bills) on 127.0.0.1",
         f"  config:       {config_path}",
-        f"  bridge:       {base}",
+        f"  relay:        {guide.relay}   (platforms call {guide.relay}/v/{VENUE}/...)",
+        f"  bridge:       {base}   (the venue; reached through its tunnel)",
         f"  OpenAPI:      {base}/openapi.json",
         "",
-        "# 1. LOKE fetches the open bill of table 1",
+        "# 1. LOKE fetches the open bill of table 1, through the relay",
         f"curl -s {auth} {loke}/tables/1/bill",
         f"# 2. a guest pays part of it ({part} of {bill['balance']} minor units of "
         f"{bill['currency']})",
@@ -131,6 +214,8 @@ async def _print_guide(base: str, admin: str, secret: str, config_path: Path, ou
         f"{base}/api/drivers/main/simulator",
         "# 7. status: POS online, queue depth (the queued payment has reached the POS)",
         f"curl -s {admin_auth} {base}/api/status",
+        "# 8. the relay's view of the venue: tunnel up, last heartbeat, POS online, queue depth",
+        f"curl -s -H 'Authorization: Bearer {guide.operator}' {guide.relay}/venues/{VENUE}/health",
         "",
         "Ctrl-C stops the demo.",
         "",

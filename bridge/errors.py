@@ -13,7 +13,9 @@ never does::
     ├── PayloadTooLargeError (413)
     ├── UnsupportedMediaTypeError (415)
     ├── UnprocessableError (422)     well-formed but breaks a rule: amount, currency, tip, key reuse
-    └── ServiceUnavailableError (503) POS unreachable; carries Retry-After
+    ├── BadGatewayError (502)        the relay: the venue's bridge failed the exchange
+    ├── ServiceUnavailableError (503) POS unreachable, venue offline; carries Retry-After
+    └── GatewayTimeoutError (504)    the relay: the venue did not answer within its deadline
 """
 
 from __future__ import annotations
@@ -80,8 +82,16 @@ class UnprocessableError(ApiError):
     status = 422
 
 
+class BadGatewayError(ApiError):
+    status = 502
+
+
 class ServiceUnavailableError(ApiError):
     status = 503
+
+
+class GatewayTimeoutError(ApiError):
+    status = 504
 
 
 #: HTTP meaning of each payment rule (``bridge.core.rules``, ``bridge.core.limits``).

@@ -28,6 +28,8 @@ class RedactSecrets(logging.Filter):
 
 def configure_logging(config: Config) -> None:
     secrets = [config.admin_token]
+    if config.tunnel is not None:
+        secrets.append(config.tunnel.token)
     for location in config.locations.values():
         secrets.extend(location.auth.secrets)
     handler = logging.StreamHandler()

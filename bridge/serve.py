@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bridge.app import create_app
 from bridge.config import Config
+from bridge.uplink.client import UPLINK
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ async def run_bridge(
         await site.start()
         port = runner.addresses[0][1]
         logger.info("bridge listening on http://%s:%d", config.server.host, port)
+        if (uplink := runner.app.get(UPLINK)) is not None:
+            host = config.server.host
+            host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            uplink.serving_at(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
         if ready is not None:
             await ready(runner, port)
         await stop.wait()

@@ -103,3 +103,37 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("[bridge\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+TUNNEL = {"url": "wss://relay.example.com/tunnel", "venue": "cafe-1", "token": "t" * 32}
+
+
+def test_no_tunnel_section_means_no_tunnel_and_a_section_is_read(tmp_path):
+    assert parse_config(copy.deepcopy(config_data(tmp_path)), {}).tunnel is None
+    data = copy.deepcopy(config_data(tmp_path, tunnel={**TUNNEL, "reconnect_max_s": 5}))
+    tunnel = parse_config(data, {}).tunnel
+    assert tunnel is not None
+    assert (tunnel.venue, tunnel.reconnect_initial_s, tunnel.reconnect_max_s) == ("cafe-1", 0.5, 5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url": "ws://relay.example.com/tunnel"}, "tunnel.url: plain ws:// is only for 127.0.0.1"),
+        ({"url": "https://relay.example.com/"}, "tunnel.url: 'https://relay.example.com/': must"),
+        ({"token": "short"}, "tunnel.token: must be set"),
+        ({"venue": ""}, "tunnel.venue: must not be empty"),
+        ({"reconnect_initial_s": 9, "reconnect_max_s": 1}, "tunnel.reconnect_max_s: must be >="),
+        ({"ping": 1}, "tunnel.ping: unknown key"),
+    ],
+)
+def test_tunnel_errors_name_the_key_path(tmp_path, change, message):
+    assert message in error_for(tmp_path, lambda d: d.update(tunnel={**TUNNEL, **change}))
+
+
+def test_plain_ws_is_allowed_to_loopback_and_the_token_may_come_from_the_environment(tmp_path):
+    section = {"url": "ws://127.0.0.1:8443/tunnel", "venue": "cafe-1", "token_env": "TUNNEL"}
+    data = copy.deepcopy(config_data(tmp_path, tunnel=section))
+    assert parse_config(data, {"TUNNEL": "x" * 20}).tunnel.token == "x" * 20
+    with pytest.raises(ConfigError, match=r"tunnel\.token_env"):
+        parse_config(copy.deepcopy(data), {})

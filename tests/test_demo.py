@@ -1,4 +1,5 @@
-"""README's first command: `pos-bridge demo` starts, and every curl line it prints answers."""
+"""README's first command: `pos-bridge demo` starts relay + bridge, and every curl line it
+prints answers (the platform's lines through the relay)."""
 
 from __future__ import annotations
 
@@ -42,14 +43,15 @@ def test_demo_prints_curl_lines_that_answer(tmp_path):
             if line.startswith("Ctrl-C stops the demo."):
                 break
         curls = [line for line in lines if line.startswith("curl ")]
-        assert len(curls) == 10, "\n".join(lines)
+        assert len(curls) == 11, "\n".join(lines)
+        assert all("/v/demo-cafe/loke/v1/" in line for line in curls if "/loke/v1/" in line)
         answers = []
         for line in curls:
             result = subprocess.run(
                 line, shell=True, capture_output=True, text=True, timeout=15, check=True
             )
             answers.append(json.loads(result.stdout))
-        bill, part, rest, replay, audit, offline, down, queued, online, status = answers
+        bill, part, rest, replay, audit, offline, down, queued, online, status, venue = answers
         assert bill["balance"] == part["amount"] + rest["amount"]
         assert (part["status"], rest["status"], rest["billClosed"]) == ("applied", "applied", True)
         assert replay == rest
@@ -58,6 +60,7 @@ def test_demo_prints_curl_lines_that_answer(tmp_path):
         assert down["error"] == "pos_offline"
         assert queued["status"] == "queued"
         assert status["version"] and status["posOnline"] is True
+        assert venue["online"] is True and venue["venue"] == "demo-cafe"
     finally:
         demo.terminate()
         demo.wait(timeout=15)

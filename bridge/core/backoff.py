@@ -11,3 +11,10 @@ def retry_delay(attempt: int, initial_s: float, cap_s: float, draw: float) -> fl
     """
     window = min(cap_s, initial_s * 2.0 ** max(attempt - 1, 0))
     return window / 2 + (window / 2) * draw
+
+
+def full_jitter_delay(attempt: int, initial_s: float, cap_s: float, draw: float) -> float:
+    """Delay before reconnect number ``attempt`` (1-based): "full jitter", a uniform draw
+    over the whole capped exponential window, so many bridges that lost one relay at the
+    same moment spread their reconnects over the window instead of arriving together."""
+    return min(cap_s, initial_s * 2.0 ** max(attempt - 1, 0)) * draw

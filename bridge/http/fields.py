@@ -11,6 +11,11 @@ from typing import Any
 
 from bridge.errors import BadRequestError
 
+#: Unicode categories a label may not hold: controls (Cc) and line/paragraph separators
+#: (Zl, Zp), which would break a POS receipt or a log line. Format characters (Cf: the zero
+#: width joiner in an emoji, a soft hyphen) are fine.
+_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+
 MAX_MINOR = 10**9  # 10 million in major units: above any single table payment
 
 
@@ -65,8 +70,8 @@ class Fields:
             raise self._bad(key, expected)
         if printable_ascii and not all("!" <= c <= "~" for c in value):
             raise self._bad(key, expected + " (printable ASCII, no spaces)")
-        if not printable_ascii and any(unicodedata.category(c) == "Cc" for c in value):
-            raise self._bad(key, expected + " without control characters")
+        if not printable_ascii and any(unicodedata.category(c) in _BREAKING for c in value):
+            raise self._bad(key, expected + " without control characters or line breaks")
         return value
 
     def minor_units(self, key: str, *, required: bool = True, minimum: int = 1) -> int | None:

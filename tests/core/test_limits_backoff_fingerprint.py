@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from bridge.core.backoff import retry_delay
+from bridge.core.backoff import full_jitter_delay, retry_delay
 from bridge.core.idempotency import request_fingerprint
 from bridge.core.limits import OfflineLimitError, OfflineLimits, QueueExposure, check_offline_limits
 from bridge.core.money import Money
@@ -60,6 +60,13 @@ def test_retry_delay_grows_to_its_cap_and_stays_within_the_window():
     assert retry_delay(1, 1.0, 30.0, 0.999) < 1.0
     assert retry_delay(4, 1.0, 30.0, 0.0) == 4.0
     assert retry_delay(50, 1.0, 30.0, 0.5) == pytest.approx(22.5)
+
+
+def test_full_jitter_spans_the_whole_window_up_to_the_cap():
+    assert full_jitter_delay(1, 0.5, 30.0, 0.0) == 0.0
+    assert full_jitter_delay(1, 0.5, 30.0, 0.999) < 0.5
+    assert full_jitter_delay(3, 0.5, 30.0, 1.0) == 2.0
+    assert full_jitter_delay(60, 0.5, 30.0, 0.999) < 30.0
 
 
 def test_fingerprint_ignores_key_order_but_not_values():

@@ -33,6 +33,7 @@ CORE_FILES = sorted(
         *ROOT.glob("bridge/tunnel/*.py"),
         ROOT / "bridge/http/fields.py",
         ROOT / "bridge/http/json_body.py",
+        ROOT / "bridge/http/headers.py",
         ROOT / "bridge/errors.py",
         ROOT / "bridge/platforms/loke/contract.py",
         ROOT / "bridge/platforms/loke/openapi_schemas.py",

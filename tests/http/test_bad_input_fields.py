@@ -48,9 +48,12 @@ non_strings = (
     | st.lists(json_values, max_size=3)
     | st.dictionaries(st.text(max_size=6), json_values, max_size=3)
 )
+# What Fields.string refuses, as the OpenAPI document states it: control characters (Unicode
+# Cc) and line/paragraph separators (Zl, Zp). Format characters (Cf: soft hyphen, ZWJ in
+# emoji) are accepted by contract.
 unprintable = st.tuples(
     st.text(max_size=5),
-    st.characters(categories=("Cc", "Cf", "Zl", "Zp")),
+    st.characters(categories=("Cc", "Zl", "Zp")),
     st.text(max_size=5),
 ).map("".join)
 

@@ -201,7 +201,17 @@ async def test_a_float_amount_is_refused_though_json_schema_calls_it_an_integer(
 
 
 @pytest.mark.parametrize(
-    "text", ["Jo\nSmith", "Tab\there", "Bell\x07", "Zero\u200bWidth", "No\u00a0Break", "Zoë"]
+    "text",
+    [
+        "Jo\nSmith",
+        "Tab\there",
+        "Bell\x07",
+        "Line\u2028Sep",
+        "Para\u2029Sep",
+        "Zero\u200bWidth",
+        "No\u00a0Break",
+        "Zoë",
+    ],
 )
 async def test_the_schema_and_the_route_agree_on_which_characters_a_string_may_hold(client, text):
     contract = Contract(await served(client))
@@ -212,7 +222,8 @@ async def test_the_schema_and_the_route_agree_on_which_characters_a_string_may_h
         client, "POST", loke_url(3, "payments"), json=body, headers=LOKE_AUTH
     )
     assert (response.status != 400) is schema_accepts, answered
-    assert schema_accepts is not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+    breaking = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in text)
+    assert schema_accepts is not breaking
 
 
 @pytest.mark.parametrize(

@@ -42,8 +42,9 @@ def error_content(description: str) -> dict[str, Any]:
     return json_content(ref("Error"), description)
 
 
-#: What Fields.string accepts: any character but a control character (Unicode Cc).
-_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+#: What Fields.string accepts: any character but a control character (Unicode Cc) or a
+#: line or paragraph separator (Zl U+2028, Zp U+2029).
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
 
 _MINOR = {"type": "integer", "minimum": 1, "maximum": MAX_MINOR}
 _CURRENCY = {"type": "string", "enum": sorted(CURRENCIES)}

@@ -1,0 +1,10 @@
+"""The cloud relay: platforms call ``/v/{venue}/…``; each request goes down that venue's tunnel.
+
+- ``config``: the relay's TOML file (``relay.example.toml``);
+- ``venues``: venue tunnel tokens, stored hashed, and ``add-venue``;
+- ``registry``: which tunnel serves each venue now (session epochs);
+- ``proxy``: the public URL map, forwarding one HTTP exchange over a tunnel stream;
+- ``app``: the composition root, ``create_relay_app(config)``, and the ``/tunnel`` endpoint.
+
+The wire format is ``docs/tunnel-protocol.md``; the relay's behaviour is ``docs/relay.md``.
+"""

@@ -1,0 +1,251 @@
+"""The relay's composition root, ``create_relay_app(config)``, and its tunnel endpoint.
+
+Routes: ``/v/{venue}/{path}`` (the public URL map, ``proxy.py``), ``/tunnel`` (bridges dial in
+here), ``/venues/{venue}/health`` (operator token), ``/healthz``.
+
+The tunnel endpoint is aiohttp's own ``WebSocketResponse``: the relay is an aiohttp app
+already, so one server, one event loop and one shutdown sequence serve both the platforms'
+HTTP and the bridges' websockets (the ``websockets`` library would need a second listener).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bridge.errors import NotFoundError, UnauthorizedError
+from bridge.http.middleware import error_middleware
+from bridge.relay.config import RelayConfig
+from bridge.relay.proxy import forward
+from bridge.relay.registry import Registry, VenueLink
+from bridge.relay.venues import VenueTokens
+from bridge.tunnel.errors import CloseCode, TunnelProtocolError
+from bridge.tunnel.messages import MAX_MAX_FRAME_BYTES, Hello, Limits
+from bridge.tunnel.protocol import Side, TunnelProtocol
+from bridge.tunnel_io import CLOSE_TIMEOUT_S, TunnelConnection, TunnelGoneError
+
+logger = logging.getLogger(__name__)
+
+#: Slack over the coalescing size for the websocket's own limit on what it receives.
+_MESSAGE_SLACK_BYTES = 64 * 1024
+
+
+@dataclass
+class Relay:
+    config: RelayConfig
+    tokens: VenueTokens
+    registry: Registry = field(default_factory=Registry)
+    connections: weakref.WeakSet[TunnelConnection] = field(default_factory=weakref.WeakSet)
+    #: Superseded tunnels being closed in the background (kept so the tasks are not lost).
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def close_in_background(self, conn: TunnelConnection, code: int, reason: str) -> None:
+        task = asyncio.create_task(conn.close(code, reason, 1000))
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+    def wire_limits(self) -> Limits:
+        limits = self.config.limits
+        frame = min(64 * 1024, limits.max_message_bytes // 2, MAX_MAX_FRAME_BYTES)
+        return Limits(
+            max_frame_bytes=frame,
+            max_concurrent_streams=limits.max_concurrent_streams,
+            heartbeat_interval_ms=max(1, round(limits.heartbeat_interval_s * 1000)),
+        )
+
+
+RELAY = web.AppKey("relay", Relay)
+
+
+def create_relay_app(config: RelayConfig) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[RELAY] = Relay(config, VenueTokens(config.venues_file))
+    app.router.add_route("*", "/v/{venue}/{path:.*}", _forward)
+    app.router.add_get("/tunnel", _tunnel)
+    app.router.add_get("/venues/{venue}/health", _venue_health)
+    app.router.add_get("/healthz", _healthz)
+    app.on_shutdown.append(_close_tunnels_late)
+    return app
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
+    relay = request.app[RELAY]
+    return await forward(request, relay.registry, relay.config.limits)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "venuesOnline": len(request.app[RELAY].registry.links())})
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+async def _venue_health(request: web.Request) -> web.Response:
+    """A venue's tunnel and what its bridge last reported; for platforms and technicians."""
+    relay = request.app[RELAY]
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(presented.encode(), relay.config.operator_token.encode()):
+        raise UnauthorizedError("unauthorized", "the operator token is missing or wrong")
+    venue = request.match_info["venue"]
+    if venue not in relay.tokens.names():
+        raise NotFoundError("unknown_venue", f"no venue {venue!r} is registered")
+    link = relay.registry.get(venue)
+    body: dict[str, object] = {"venue": venue, "online": link is not None}
+    if link is not None:
+        health = link.health
+        body.update(
+            sessionEpoch=link.epoch,
+            bridgeVersion=link.bridge_version,
+            connectedAt=_iso(link.connected_at),
+            lastHeartbeat=_iso(link.last_heartbeat),
+            posOnline=health.pos_online if health else None,
+            queueDepth=health.queue_depth if health else None,
+            oldestQueuedAgeMs=health.oldest_queued_age_ms if health else None,
+            clockSkewMs=(
+                health.clock_ms - round(link.health_at * 1000)
+                if health and link.health_at
+                else None
+            ),
+            healthReportedAt=_iso(link.health_at),
+        )
+    return web.json_response(body)
+
+
+async def _tunnel(request: web.Request) -> web.WebSocketResponse:
+    relay = request.app[RELAY]
+    limits = relay.config.limits
+    ws = web.WebSocketResponse(
+        max_msg_size=limits.max_message_bytes + _MESSAGE_SLACK_BYTES,
+        timeout=CLOSE_TIMEOUT_S,
+        compress=False,
+    )
+    try:
+        await ws.prepare(request)
+    except ConnectionError:  # the bridge went away mid-upgrade
+        return ws
+    conn = TunnelConnection(
+        ws, TunnelProtocol(Side.RELAY), max_message_bytes=limits.max_message_bytes
+    )
+    conn.start()
+    relay.connections.add(conn)
+    link: VenueLink | None = None
+    try:
+        hello = await _handshake(conn, limits.handshake_timeout_s)
+        if hello is None:
+            return ws
+        if not relay.tokens.check(hello.venue_id, hello.token):
+            logger.warning("tunnel refused: bad token for venue %r", hello.venue_id)
+            await conn.close(CloseCode.UNAUTHORIZED, "venue or token not accepted", 1008)
+            return ws
+        if not relay.registry.admits(hello.venue_id, hello.session_epoch):
+            logger.warning(
+                "tunnel refused: venue %r epoch %d is not newer than the live one",
+                hello.venue_id,
+                hello.session_epoch,
+            )
+            await conn.close(CloseCode.SUPERSEDED, "a newer session holds this venue", 1008)
+            return ws
+        link = VenueLink(
+            hello.venue_id,
+            hello.session_epoch,
+            conn,
+            asyncio.Semaphore(limits.max_concurrent_streams),
+            hello.bridge_version,
+        )
+        conn.on_health = link.record_health
+        conn.protocol.accept(relay.wire_limits())
+        conn.kick()
+        old = relay.registry.register(link)
+        if old is not None:
+            logger.info("venue %r: epoch %d supersedes %d", link.venue, link.epoch, old.epoch)
+            relay.close_in_background(old.conn, CloseCode.SUPERSEDED, "a newer session took over")
+        logger.info("venue %r connected (epoch %d)", link.venue, link.epoch)
+        await conn.run()
+        logger.info("venue %r disconnected", link.venue)
+        return ws
+    finally:
+        if link is not None:
+            relay.registry.unregister(link)
+        relay.connections.discard(conn)
+        await conn.close(CloseCode.GOING_AWAY)
+
+
+async def _handshake(conn: TunnelConnection, timeout_s: float) -> Hello | None:
+    """The HELLO, or ``None`` after refusing (protocol error, silence, a closed socket)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for event in await conn.receive_events():
+                    if isinstance(event, Hello):
+                        return event
+    except TimeoutError:
+        await conn.close(CloseCode.TIMEOUT, "no HELLO in time", 1008)
+    except TunnelProtocolError as exc:
+        logger.warning("tunnel handshake failed: %s", exc)
+        await conn.close(exc.close_code, str(exc), 1002)
+    except TunnelGoneError:
+        pass
+    return None
+
+
+async def close_tunnels(app: web.Application, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Shutdown, step one: every tunnel gets CLOSE(GOING_AWAY) and websocket 1001, so its
+    bridge reconnects (to this relay once it is back, or another).
+
+    Call it before ``runner.cleanup()``: from aiohttp's ``pre_shutdown`` on, the server reads
+    nothing more from its connections, so the bridges' answering CLOSE could not arrive.
+    """
+    relay = app[RELAY]
+    conns = list(relay.connections)
+    await asyncio.gather(
+        *(c.close(CloseCode.GOING_AWAY, "relay shutting down", 1001, timeout_s) for c in conns),
+        return_exceptions=True,
+    )
+
+
+async def _close_tunnels_late(app: web.Application) -> None:
+    # ``on_shutdown`` runs after pre_shutdown: the answer cannot be read, so do not wait for it.
+    await close_tunnels(app, timeout_s=0)
+
+
+async def run_relay(
+    config: RelayConfig,
+    *,
+    ready: Callable[[web.AppRunner, int], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the relay until ``stop`` is set or SIGTERM/SIGINT arrives; tunnels are closed
+    (GOING_AWAY, 1001) before the server stops."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(create_relay_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+        await site.start()
+        port = runner.addresses[0][1]
+        logger.info("relay listening on http://%s:%d", config.host, port)
+        if ready is not None:
+            await ready(runner, port)
+        started = time.monotonic()
+        await stop.wait()
+        logger.info("relay stopping after %.0f s", time.monotonic() - started)
+        await close_tunnels(runner.app)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,106 @@
+"""The relay's configuration: its own small TOML file, checked at start like the bridge's.
+
+Errors name the key path (``limits.request_timeout_s: must be a number >= 0.05``);
+``relay.example.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.config import ConfigError, TomlTable
+from bridge.tunnel.messages import MIN_MAX_FRAME_BYTES
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    #: Largest request body forwarded to a venue; larger gets 413 payload_too_large.
+    max_body_bytes: int = 16 * MIB
+    #: Deadline for the venue's response head; past it 504 pos_timeout and a CANCEL.
+    request_timeout_s: float = 30.0
+    #: Retry-After sent with 503 venue_offline.
+    retry_after_s: int = 5
+    #: The PING interval both ends use (sent in WELCOME); a dead peer is noticed within 2×.
+    heartbeat_interval_s: float = 20.0
+    #: A connected websocket must send HELLO within this.
+    handshake_timeout_s: float = 10.0
+    #: Largest websocket message either end sends (frames are coalesced up to it).
+    max_message_bytes: int = MIB
+    #: Requests in flight per venue; more wait for a free stream.
+    max_concurrent_streams: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    venues_file: Path
+    operator_token: str
+    host: str = "127.0.0.1"
+    port: int = 8443
+    log_level: str = "info"
+    limits: RelayLimits = field(default_factory=RelayLimits)
+
+
+def load_relay_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:
+    """Read and check the relay's TOML file; a relative ``venues_file`` is taken from the
+    file's folder.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or a value is wrong.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    return parse_relay_config(data, env if env is not None else os.environ, path.parent)
+
+
+def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path) -> RelayConfig:
+    root = TomlTable(data, "")
+    relay = root.table("relay")
+    venues_file = Path(relay.text("venues_file", "venues.toml"))
+    token = relay.text("operator_token", "")
+    token_env = relay.text("operator_token_env", "")
+    if token_env:
+        token = env.get(token_env, "")
+        if not token:
+            raise ConfigError(relay.key("operator_token_env"), f"{token_env} is empty")
+    if len(token) < 16:
+        raise ConfigError(relay.key("operator_token"), "must be set, at least 16 characters")
+    log_level = relay.text("log_level", "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(relay.key("log_level"), "must be debug, info, warning or error")
+    host = relay.text("host", "127.0.0.1")
+    port = relay.integer("port", 8443, 0, 65535) or 0
+    relay.done()
+
+    t = root.table("limits")
+    limits = RelayLimits(
+        max_body_bytes=t.integer("max_body_bytes", 16 * MIB, 0, 2**40) or 0,
+        request_timeout_s=t.number("request_timeout_s", 30.0, 0.05),
+        retry_after_s=t.integer("retry_after_s", 5, 1, 3600) or 5,
+        heartbeat_interval_s=t.number("heartbeat_interval_s", 20.0, 0.05),
+        handshake_timeout_s=t.number("handshake_timeout_s", 10.0, 0.05),
+        max_message_bytes=t.integer("max_message_bytes", MIB, 2 * MIN_MAX_FRAME_BYTES, 64 * MIB)
+        or MIB,
+        max_concurrent_streams=t.integer("max_concurrent_streams", 100, 1, 10_000) or 100,
+    )
+    t.done()
+    root.done()
+    return RelayConfig(
+        venues_file=venues_file if venues_file.is_absolute() else base / venues_file,
+        operator_token=token,
+        host=host,
+        port=port,
+        log_level=log_level,
+        limits=limits,
+    )

@@ -1,0 +1,198 @@
+"""The public URL map: ``/v/{venue}/{path}`` goes down the venue's tunnel, verbatim.
+
+Method, raw path and query, and end-to-end headers travel unchanged (hop-by-hop headers are
+dropped, ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set); the bridge's status, headers and
+body come back streamed, chunk by chunk, so a body never sits whole in the relay's memory.
+
+Failures are the bridge's typed JSON errors: 503 ``venue_offline`` with ``Retry-After`` (no
+tunnel), 413 ``payload_too_large`` (over ``limits.max_body_bytes``, announced or counted),
+504 ``pos_timeout`` (no response head within ``limits.request_timeout_s``; the stream is
+cancelled with ``TIMEOUT`` so the bridge stops working on it), 502 ``venue_error`` (the bridge
+cancelled the exchange).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from bridge.errors import (
+    ApiError,
+    BadGatewayError,
+    GatewayTimeoutError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+)
+from bridge.relay.config import RelayLimits
+from bridge.relay.registry import Registry
+from bridge.tunnel.messages import CancelCode, ResponseHead
+from bridge.tunnel_io import (
+    StreamCancelledError,
+    TunnelGoneError,
+    TunnelStream,
+    end_to_end,
+    pump,
+)
+
+logger = logging.getLogger(__name__)
+
+READ_BYTES = 64 * 1024
+
+
+def venue_offline(venue: str, retry_after_s: int) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        "venue_offline",
+        "the venue's bridge is not connected to the relay; try again shortly",
+        {"venue": venue, "retryAfterSeconds": retry_after_s},
+        {"Retry-After": str(retry_after_s)},
+    )
+
+
+def too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        "payload_too_large",
+        f"the request body exceeds the relay's limit of {limit} bytes",
+        {"maxBodyBytes": limit},
+    )
+
+
+def pos_timeout(seconds: float) -> GatewayTimeoutError:
+    return GatewayTimeoutError(
+        "pos_timeout",
+        f"the venue did not answer within {seconds:g} s; retry with the same ids",
+        {"timeoutSeconds": seconds},
+    )
+
+
+def forwarded_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
+    """The request's end-to-end headers, in order, plus ``X-Forwarded-*``."""
+    headers = [
+        (k, v)
+        for k, v in end_to_end(request.raw_headers)
+        if k.lower() not in (b"x-forwarded-for", b"x-forwarded-proto")
+    ]
+    chain = [v for k, v in request.raw_headers if k.lower() == b"x-forwarded-for"]
+    chain.append((request.remote or "unknown").encode("latin-1"))
+    headers.append((b"X-Forwarded-For", b", ".join(chain)))
+    headers.append((b"X-Forwarded-Proto", request.scheme.encode("latin-1")))
+    return headers
+
+
+def tunnel_path(request: web.Request, venue: str) -> str:
+    """The raw path and query after ``/v/{venue}``, starting with ``/``."""
+    rest = request.raw_path[len(f"/v/{venue}") :]
+    return rest if rest.startswith("/") else "/" + rest
+
+
+async def _upload(request: web.Request, stream: TunnelStream, limit: int) -> None:
+    total = 0
+
+    async def read() -> bytes:
+        nonlocal total
+        data = await request.content.read(READ_BYTES)
+        total += len(data)
+        if total > limit:
+            raise too_large(limit)
+        return data
+
+    await pump(read, stream.conn, stream.id)
+
+
+async def forward(
+    request: web.Request, registry: Registry, limits: RelayLimits
+) -> web.StreamResponse:
+    """Forward one request to its venue's tunnel (see the module docstring)."""
+    venue = request.match_info["venue"]
+    link = registry.get(venue)
+    if link is None:
+        raise venue_offline(venue, limits.retry_after_s)
+    length = request.content_length
+    if length is not None and length > limits.max_body_bytes:
+        raise too_large(limits.max_body_bytes)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.request_timeout_s
+    try:
+        async with asyncio.timeout_at(deadline):
+            await link.slots.acquire()
+    except TimeoutError:
+        raise pos_timeout(limits.request_timeout_s) from None
+    stream: TunnelStream | None = None
+    upload: asyncio.Task[None] | None = None
+    cancel_code = CancelCode.CANCELLED
+    try:
+        try:
+            stream = link.conn.open_stream(
+                request.method, tunnel_path(request, venue), forwarded_headers(request)
+            )
+        except TunnelGoneError:
+            raise venue_offline(venue, limits.retry_after_s) from None
+        upload = asyncio.create_task(_upload(request, stream, limits.max_body_bytes))
+        try:
+            head = await _response_head(stream, upload, deadline)
+        except TimeoutError:
+            cancel_code = CancelCode.TIMEOUT
+            raise pos_timeout(limits.request_timeout_s) from None
+        except PayloadTooLargeError:
+            cancel_code = CancelCode.TOO_LARGE
+            raise
+        except TunnelGoneError:
+            raise venue_offline(venue, limits.retry_after_s) from None
+        except StreamCancelledError as exc:
+            if exc.code == CancelCode.TOO_LARGE:
+                raise too_large(limits.max_body_bytes) from None
+            raise BadGatewayError(
+                "venue_error", "the venue's bridge abandoned the request", {"cancelCode": exc.code}
+            ) from None
+        return await _stream_response(request, stream, head, limits.request_timeout_s)
+    finally:
+        if upload is not None and not upload.done():
+            upload.cancel()
+            with contextlib.suppress(BaseException):
+                await upload
+        elif upload is not None and not upload.cancelled():
+            upload.exception()  # already mapped above, or moot once the answer is out
+        if stream is not None:
+            link.conn.release(stream.id, cancel_code)
+        link.slots.release()
+
+
+async def _response_head(
+    stream: TunnelStream, upload: asyncio.Task[None], deadline: float
+) -> ResponseHead:
+    async with asyncio.timeout_at(deadline):
+        while not stream.head.done():
+            waiting: set[asyncio.Future[object]] = {stream.head}  # type: ignore[arg-type]
+            if not upload.done():
+                waiting.add(upload)  # type: ignore[arg-type]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if upload.done() and not upload.cancelled() and upload.exception() is not None:
+                error = upload.exception()
+                if isinstance(error, ApiError | TunnelGoneError):
+                    raise error
+                logger.info("request body could not be read: %s", error)
+                raise BadGatewayError("bad_request_body", "the request body could not be read")
+        return stream.head.result()
+
+
+async def _stream_response(
+    request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=head.status)
+    for name, value in end_to_end(head.headers):
+        response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    await response.prepare(request)
+    try:
+        while data := await asyncio.wait_for(stream.read(), idle_s):
+            await response.write(data)
+    except (TimeoutError, TunnelGoneError, StreamCancelledError) as exc:
+        # The head is out: no error document can follow. Cut the connection so the client
+        # sees a truncated body, never a complete-looking wrong one.
+        logger.warning("response body from the venue broke off: %r", exc)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response

@@ -1,0 +1,78 @@
+"""One HTTP exchange on a tunnel, as the application sees it, and how such an exchange fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from bridge.tunnel.errors import TunnelError
+from bridge.tunnel.messages import ResponseHead
+
+if TYPE_CHECKING:
+    from bridge.tunnel_io.connection import TunnelConnection
+
+
+class TunnelGoneError(ConnectionError):
+    """The tunnel connection ended (CLOSE, websocket closed or heartbeat missed)."""
+
+
+class StreamCancelledError(TunnelError):
+    """The peer cancelled the stream; ``code`` is its :class:`CancelCode`."""
+
+    def __init__(self, stream_id: int, code: int) -> None:
+        super().__init__()
+        self.stream_id = stream_id
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"stream {self.stream_id} cancelled by the peer (code {self.code})"
+
+
+class TunnelStream:
+    """One HTTP exchange on a tunnel: the peer's head and body, as they arrive."""
+
+    def __init__(self, conn: TunnelConnection, stream_id: int) -> None:
+        self.conn = conn
+        self.id = stream_id
+        self.head: asyncio.Future[ResponseHead] = asyncio.get_running_loop().create_future()
+        self._chunks: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._ended = False
+        self._error: BaseException | None = None
+
+    async def read(self) -> bytes:
+        """The next piece of the peer's body, ``b""`` once it has ended; its flow-control
+        credit goes back to the peer now.
+
+        Raises:
+            StreamCancelledError: the peer cancelled the stream.
+            TunnelGoneError: the connection ended first.
+        """
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            self._ready.clear()
+            await self._ready.wait()
+        data = self._chunks.popleft()
+        self.conn.protocol.consumed(self.id, len(data))
+        self.conn.kick()
+        return data
+
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._ready.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        if not self.head.done():
+            self.head.set_exception(error)
+            self.head.exception()  # retrieved: no "never retrieved" warning if unused
+        self._ready.set()

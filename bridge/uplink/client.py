@@ -1,0 +1,318 @@
+"""The bridge's tunnel client: one outbound websocket to the relay, kept up for ever.
+
+- **Dial out** to ``tunnel.url`` (``wss://``; plain ``ws://`` only to loopback, checked in
+  ``bridge/config.py``), honouring ``HTTPS_PROXY`` (aiohttp's ``trust_env``).
+- **HELLO** with the venue, its token and a **session epoch** taken from a counter file in
+  the bridge's data folder, incremented and fsynced before every connection. Every
+  connection, across restarts too, thus carries a higher epoch than any before it, without
+  trusting the venue box's clock: the relay lets it replace a stale registration at once.
+- **Liveness**: the shared shell (``bridge/tunnel_io/``) PINGs every
+  ``heartbeat_interval_ms`` of the relay's WELCOME and closes when a PONG misses the next
+  beat, so a half-open relay is noticed within two intervals.
+- **Reconnect** after any failure with full-jitter capped exponential backoff
+  (``bridge/core/backoff.py``), reset once a connection has stayed up ``stable_after_s``.
+- **HEALTH** every ``health_interval_s``: POS online, queue depth, oldest queued age, clock.
+- Each forwarded request goes to the bridge's own listener (``dispatch.py``), which is why
+  the client dials only once :meth:`UplinkClient.serving_at` has told it where that is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bridge import __version__
+from bridge.config import TunnelConfig
+from bridge.core.backoff import full_jitter_delay
+from bridge.runtime import RUNTIME, Runtime
+from bridge.tunnel.errors import CloseCode, TunnelProtocolError
+from bridge.tunnel.messages import Close, RequestHead, Welcome
+from bridge.tunnel.protocol import Side, TunnelProtocol
+from bridge.tunnel_io import CLOSE_TIMEOUT_S, TunnelConnection, TunnelGoneError, TunnelStream
+from bridge.uplink.dispatch import dispatch
+
+logger = logging.getLogger(__name__)
+
+#: Largest websocket message accepted from the relay (its coalescing size is at most 64 MiB).
+MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024 + 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    pos_online: bool
+    queue_depth: int
+    oldest_queued_age_ms: int
+
+
+HealthSource = Callable[[], Awaitable[HealthReport]]
+
+
+class TunnelRefusedError(ConnectionError):
+    """The relay answered HELLO with a CLOSE (``UNAUTHORIZED``, ``SUPERSEDED``, …)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        try:
+            name = CloseCode(self.code).name
+        except ValueError:
+            name = str(self.code)
+        return f"relay refused the tunnel: {name} {self.reason}".rstrip()
+
+
+def next_epoch(path: Path, now_ms: int | None = None) -> int:
+    """Increment and durably store the session epoch counter; return the new value.
+
+    A counter file that exists but cannot be read (a damaged disk, a hand edit) restarts the
+    count at the wall clock in milliseconds, which is above any count reached by counting.
+    """
+    try:
+        current = int(path.read_text().strip() or 0)
+    except FileNotFoundError:
+        current = 0
+    except (OSError, ValueError):
+        current = now_ms if now_ms is not None else int(time.time() * 1000)
+    epoch = current + 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"{epoch}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return epoch
+
+
+#: What the retry loop treats as "reconnect later" (anything else is a bug, logged with a trace).
+RETRYABLE = (
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+    TunnelGoneError,
+    TunnelProtocolError,
+    TunnelRefusedError,
+)
+
+
+class UplinkClient:
+    """Keeps one tunnel to the relay up; forwards its requests to :attr:`local_url`."""
+
+    def __init__(
+        self, config: TunnelConfig, *, epoch_file: Path, health: HealthSource | None = None
+    ) -> None:
+        self.config = config
+        self.epoch_file = epoch_file
+        self.health = health
+        self.local_url: str | None = None
+        self.connection: TunnelConnection | None = None
+        self.connects = 0  # successful handshakes, for tests and status
+        self.epoch = 0
+        self._local_ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_stream: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and self.connection.alive
+
+    def serving_at(self, url: str) -> None:
+        """The bridge's listener is up at ``url``: the client may now dial the relay."""
+        self.local_url = url.rstrip("/")
+        self._local_ready.set()
+
+    async def stop(self) -> None:
+        """Say goodbye (``CLOSE(GOING_AWAY)``, websocket 1001) so the relay marks the venue
+        offline at once instead of after a missed heartbeat; then cancel :meth:`run`."""
+        self._stopping = True
+        if self.connection is not None:
+            await self.connection.close(CloseCode.GOING_AWAY, "bridge stopping", 1001)
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; until cancelled."""
+        await self._local_ready.wait()
+        attempt = 0
+        failing = False
+        async with (
+            aiohttp.ClientSession(trust_env=True) as relay_http,
+            aiohttp.ClientSession(auto_decompress=False) as local_http,
+        ):
+            while True:
+                opened_at: list[float] = []
+                try:
+                    await self._connect_once(relay_http, local_http, opened_at)
+                    error: BaseException | None = None
+                except RETRYABLE as exc:
+                    error = exc
+                except Exception as exc:  # a bug: keep the tunnel alive anyway
+                    logger.exception("tunnel client failed")
+                    error = exc
+                if self._stopping:
+                    return
+                if opened_at and time.monotonic() - opened_at[0] >= self.config.stable_after_s:
+                    attempt = 0
+                attempt += 1
+                delay = full_jitter_delay(
+                    attempt,
+                    self.config.reconnect_initial_s,
+                    self.config.reconnect_max_s,
+                    random.random(),
+                )
+                if isinstance(error, TunnelRefusedError) and error.code == CloseCode.UNAUTHORIZED:
+                    delay = self.config.reconnect_max_s  # a person must fix the token
+                if not failing or opened_at:
+                    logger.warning("tunnel down (%s); reconnecting in %.2f s", error, delay)
+                failing = not opened_at
+                await asyncio.sleep(delay)
+
+    async def _connect_once(
+        self,
+        relay_http: aiohttp.ClientSession,
+        local_http: aiohttp.ClientSession,
+        opened_at: list[float],
+    ) -> None:
+        config = self.config
+        async with asyncio.timeout(config.connect_timeout_s):
+            ws = await relay_http.ws_connect(
+                config.url,
+                autoping=True,
+                compress=0,
+                max_msg_size=MAX_RECEIVE_MESSAGE_BYTES,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
+            )
+        conn = TunnelConnection(
+            ws,
+            TunnelProtocol(Side.CLIENT),
+            on_request=lambda head, stream: self._on_request(local_http, head, stream),
+            on_cancel=self._on_cancel,
+        )
+        conn.start()
+        health_task: asyncio.Task[None] | None = None
+        try:
+            self.epoch = await asyncio.to_thread(next_epoch, self.epoch_file)
+            conn.protocol.send_hello(
+                venue_id=config.venue,
+                token=config.token,
+                session_epoch=self.epoch,
+                bridge_version=__version__,
+            )
+            conn.kick()
+            async with asyncio.timeout(config.connect_timeout_s):
+                await self._await_welcome(conn)
+            self.connection = conn
+            self.connects += 1
+            opened_at.append(time.monotonic())
+            logger.info("tunnel up to %s as %r (epoch %d)", config.url, config.venue, self.epoch)
+            health_task = asyncio.create_task(self._report_health(conn), name="tunnel-health")
+            await conn.run()
+            close = conn.protocol.close_received
+            raise TunnelGoneError(
+                f"closed by the relay: {close.code} {close.reason}" if close else "connection lost"
+            )
+        finally:
+            if health_task is not None:
+                health_task.cancel()
+            for task in list(self._by_stream.values()):
+                task.cancel()
+            await conn.close(CloseCode.GOING_AWAY, "bridge stopping", 1001)
+
+    async def _await_welcome(self, conn: TunnelConnection) -> None:
+        while True:
+            for event in await conn.receive_events():
+                if isinstance(event, Close):
+                    raise TunnelRefusedError(event.code, event.reason)
+                if not isinstance(event, Welcome):
+                    conn.dispatch(event)
+            if conn.protocol.limits is not None:
+                return
+
+    def _on_request(
+        self, session: aiohttp.ClientSession, head: RequestHead, stream: TunnelStream
+    ) -> None:
+        assert self.local_url is not None
+        task = asyncio.create_task(dispatch(session, self.local_url, head, stream))
+        self._tasks.add(task)
+        self._by_stream[head.stream_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._by_stream.get(head.stream_id) is t:
+                del self._by_stream[head.stream_id]
+            if not t.cancelled():
+                t.exception()  # streams cancelled by the relay end here; nothing to report
+
+        task.add_done_callback(done)
+
+    def _on_cancel(self, stream_id: int) -> None:
+        task = self._by_stream.get(stream_id)
+        if task is not None:
+            task.cancel()  # the relay gave up (deadline, client gone): stop the local call
+
+    async def _report_health(self, conn: TunnelConnection) -> None:
+        while conn.alive:
+            if self.health is not None:
+                try:
+                    report = await self.health()
+                    conn.protocol.send_health(
+                        pos_online=report.pos_online,
+                        queue_depth=report.queue_depth,
+                        oldest_queued_age_ms=report.oldest_queued_age_ms,
+                        clock_ms=round(time.time() * 1000),
+                    )
+                    conn.kick()
+                except Exception:
+                    if not conn.alive:
+                        return
+                    logger.exception("could not build a HEALTH report")
+            await asyncio.sleep(self.config.health_interval_s)
+
+
+def runtime_health(runtime: Runtime) -> HealthSource:
+    """HEALTH from the bridge's own state: POS health and the payment queue."""
+
+    async def report() -> HealthReport:
+        queue = await runtime.store.queue_status()
+        oldest = queue.oldest_queued_at
+        age_ms = round((runtime.clock() - oldest).total_seconds() * 1000) if oldest else 0
+        online = all(state.online for state in runtime.health.states.values())
+        return HealthReport(online, queue.depth, max(age_ms, 0))
+
+    return report
+
+
+UPLINK = web.AppKey("uplink", UplinkClient)
+
+
+def make_uplink(app: web.Application, config: TunnelConfig) -> None:
+    """Wire the tunnel client into the bridge app (``bridge/app.py``): built now, started by a
+    cleanup context after the services, dialling once ``serving_at`` is called."""
+    runtime = app[RUNTIME]
+    app[UPLINK] = UplinkClient(
+        config,
+        epoch_file=runtime.config.data_dir / "tunnel-epoch",
+        health=runtime_health(runtime),
+    )
+    app.cleanup_ctx.append(_uplink_context)
+
+
+async def _uplink_context(app: web.Application) -> AsyncIterator[None]:
+    uplink = app[UPLINK]
+    task = asyncio.create_task(uplink.run(), name="tunnel-client")
+    yield
+    await uplink.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,217 @@
+"""The relay and the bridge, both real, on 127.0.0.1: starters, a raw tunnel client, a poll.
+
+Everything listens on real sockets; nothing of ours is mocked. Loops are bounded by
+:func:`wait_until`'s deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bridge.config import TunnelConfig
+from bridge.relay.app import RELAY, Relay, close_tunnels, create_relay_app
+from bridge.relay.config import RelayConfig, parse_relay_config
+from bridge.relay.venues import add_venue
+from bridge.serve import run_bridge
+from bridge.tunnel.messages import Close, Event
+from bridge.tunnel.protocol import Side, TunnelProtocol
+from bridge.uplink.client import UPLINK, UplinkClient
+from tests.conftest import make_config
+
+OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def relay_config(tmp_path: Path, port: int = 0, **limits: Any) -> RelayConfig:
+    data = {
+        "relay": {"operator_token": OPERATOR_TOKEN, "port": port, "venues_file": "venues.toml"},
+        "limits": {"heartbeat_interval_s": 1.0, **limits},
+    }
+    return parse_relay_config(data, {}, tmp_path)
+
+
+def add_venues(config: RelayConfig, *names: str) -> dict[str, str]:
+    return {name: add_venue(config.venues_file, name) for name in names}
+
+
+@dataclass
+class RunningRelay:
+    relay: Relay
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self) -> None:
+        """As ``run_relay`` stops: tunnels closed first, then the server."""
+        await close_tunnels(self.runner.app)
+        await self.runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tunnel_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/tunnel"
+
+
+@contextlib.asynccontextmanager
+async def running_relay(config: RelayConfig) -> AsyncIterator[RunningRelay]:
+    app = create_relay_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", config.port, reuse_address=True)
+        await site.start()
+        yield RunningRelay(app[RELAY], runner, runner.addresses[0][1])
+    finally:
+        await close_tunnels(app)
+        await runner.cleanup()
+
+
+def tunnel_section(url: str, venue: str, token: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "url": url,
+        "venue": venue,
+        "token": token,
+        "reconnect_initial_s": 0.05,
+        "reconnect_max_s": 0.5,
+        "health_interval_s": 0.2,
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(tmp_path: Path, tunnel: dict[str, Any]) -> AsyncIterator[UplinkClient]:
+    """The whole bridge (``run_bridge``, simulated POS) dialling the relay."""
+    config = make_config(tmp_path, tunnel=tunnel, server={"port": 0})
+    stop = asyncio.Event()
+    started: asyncio.Future[UplinkClient] = asyncio.get_running_loop().create_future()
+
+    async def ready(runner: web.AppRunner, port: int) -> None:
+        started.set_result(runner.app[UPLINK])
+
+    task = asyncio.create_task(run_bridge(config, ready=ready, stop=stop))
+    try:
+        uplink = await asyncio.wait_for(asyncio.shield(started), 10)
+        yield uplink
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def running_uplink(
+    tmp_path: Path, local_url: str, tunnel: dict[str, Any]
+) -> AsyncIterator[UplinkClient]:
+    """Only the tunnel client, forwarding to some other local app (a test echo app)."""
+    config = TunnelConfig(
+        **{k: v for k, v in tunnel.items() if k in TunnelConfig.__dataclass_fields__}
+    )
+    uplink = UplinkClient(config, epoch_file=tmp_path / "tunnel-epoch")
+    uplink.serving_at(local_url)
+    task = asyncio.create_task(uplink.run())
+    try:
+        yield uplink
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """A local app on 127.0.0.1; its handlers are cancelled when their client goes away."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0, step_s: float = 0.02
+) -> float:
+    """Poll ``check`` until true; return the seconds it took. Fails past ``timeout_s``."""
+    start = time.monotonic()
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(step_s)
+
+
+@dataclass
+class RawTunnel:
+    """A hand-driven tunnel client: the real protocol over a real websocket."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    protocol: TunnelProtocol
+
+    async def send(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                await self.ws.send_bytes(data)
+
+    async def events(self, timeout_s: float = 5.0) -> list[Event]:
+        """Events from the next binary message; ``[]`` when the websocket closes."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    self.protocol.receive_data(msg.data)
+                    await self.send()
+                    return self.protocol.events_received()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    return []
+
+    async def close_received(self, timeout_s: float = 5.0) -> Close | None:
+        """Read (answering PINGs) until the peer's CLOSE, or ``None`` if the socket ends."""
+        async with asyncio.timeout(timeout_s):
+            while events := await self.events():
+                for event in events:
+                    if isinstance(event, Close):
+                        return event
+        return None
+
+
+@contextlib.asynccontextmanager
+async def raw_tunnel(
+    url: str, venue: str, token: str, epoch: int
+) -> AsyncIterator[tuple[RawTunnel, list[Event]]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, autoclose=False) as ws,
+    ):
+        tunnel = RawTunnel(ws, TunnelProtocol(Side.CLIENT))
+        tunnel.protocol.send_hello(
+            venue_id=venue, token=token, session_epoch=epoch, bridge_version="test"
+        )
+        await tunnel.send()
+        yield tunnel, await tunnel.events()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
