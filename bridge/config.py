@@ -97,6 +97,13 @@ class TunnelConfig:
     stable_after_s: float = 30.0
     health_interval_s: float = 10.0
     connect_timeout_s: float = 10.0
+    #: All relay URLs when ``urls`` is given (one tunnel to each, at once); ``url`` is the first.
+    urls: tuple[str, ...] = ()
+
+    @property
+    def relay_urls(self) -> tuple[str, ...]:
+        """Every relay to keep a tunnel to: ``urls``, or just ``url``."""
+        return self.urls or (self.url,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,13 +254,31 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
-    url = section.text("url", required=True)
+def _relay_url(url: str, key: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("wss", "ws") or not parts.hostname:
-        raise ConfigError(section.key("url"), f"{url!r}: must be wss://host/path")
+        raise ConfigError(key, f"{url!r}: must be wss://host/path")
     if parts.scheme == "ws" and parts.hostname not in LOOPBACK_HOSTS:
-        raise ConfigError(section.key("url"), "plain ws:// is only for 127.0.0.1; use wss://")
+        raise ConfigError(key, "plain ws:// is only for 127.0.0.1; use wss://")
+    return url
+
+
+def _tunnel_urls(section: TomlTable) -> tuple[str, ...]:
+    """``url = "…"`` (one relay) or ``urls = ["…", "…"]`` (a tunnel to each at once)."""
+    if "urls" not in section.data:
+        return (_relay_url(section.text("url", required=True), section.key("url")),)
+    if "url" in section.data:
+        raise ConfigError(section.key("urls"), "give url or urls, not both")
+    raw = section.raw("urls")
+    if not isinstance(raw, list) or not raw or not all(isinstance(u, str) for u in raw):
+        raise ConfigError(section.key("urls"), "must be a non-empty list of strings")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(section.key("urls"), "lists a relay twice")
+    return tuple(_relay_url(u, f"{section.key('urls')}[{i}]") for i, u in enumerate(raw))
+
+
+def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
+    urls = _tunnel_urls(section)
     venue = section.text("venue", required=True)
     if not venue:
         raise ConfigError(section.key("venue"), "must not be empty")
@@ -272,7 +297,8 @@ def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
     if cap < initial:
         raise ConfigError(section.key("reconnect_max_s"), "must be >= reconnect_initial_s")
     config = TunnelConfig(
-        url=url,
+        url=urls[0],
+        urls=urls if len(urls) > 1 else (),
         venue=venue,
         token=token,
         reconnect_initial_s=initial,

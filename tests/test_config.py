@@ -125,10 +125,24 @@ def test_no_tunnel_section_means_no_tunnel_and_a_section_is_read(tmp_path):
         ({"venue": ""}, "tunnel.venue: must not be empty"),
         ({"reconnect_initial_s": 9, "reconnect_max_s": 1}, "tunnel.reconnect_max_s: must be >="),
         ({"ping": 1}, "tunnel.ping: unknown key"),
+        ({"urls": ["wss://a.example.com/t"]}, "tunnel.urls: give url or urls, not both"),
+        ({"url": None, "urls": []}, "tunnel.urls: must be a non-empty list"),
+        ({"url": None, "urls": ["wss://a/t", "wss://a/t"]}, "tunnel.urls: lists a relay twice"),
+        ({"url": None, "urls": ["wss://a/t", "ws://b/t"]}, "tunnel.urls[1]: plain ws://"),
     ],
 )
 def test_tunnel_errors_name_the_key_path(tmp_path, change, message):
-    assert message in error_for(tmp_path, lambda d: d.update(tunnel={**TUNNEL, **change}))
+    section = {k: v for k, v in {**TUNNEL, **change}.items() if v is not None}
+    assert message in error_for(tmp_path, lambda d: d.update(tunnel=section))
+
+
+def test_tunnel_urls_keep_one_tunnel_per_relay_and_url_stays_the_single_form(tmp_path):
+    urls = ["wss://relay-a.example.com/tunnel", "wss://relay-b.example.com/tunnel"]
+    section = {k: v for k, v in TUNNEL.items() if k != "url"} | {"urls": urls}
+    tunnel = parse_config(copy.deepcopy(config_data(tmp_path, tunnel=section)), {}).tunnel
+    assert tunnel is not None and tunnel.relay_urls == tuple(urls) and tunnel.url == urls[0]
+    single = parse_config(copy.deepcopy(config_data(tmp_path, tunnel=TUNNEL)), {}).tunnel
+    assert single is not None and single.relay_urls == (TUNNEL["url"],)
 
 
 def test_plain_ws_is_allowed_to_loopback_and_the_token_may_come_from_the_environment(tmp_path):

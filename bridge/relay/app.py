@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bridge.errors import NotFoundError, UnauthorizedError
 from bridge.http.middleware import error_middleware
+from bridge.relay.cluster import Cluster
 from bridge.relay.config import RelayConfig
 from bridge.relay.proxy import forward
 from bridge.relay.registry import Registry, VenueLink
@@ -48,6 +49,8 @@ class Relay:
     connections: weakref.WeakSet[TunnelConnection] = field(default_factory=weakref.WeakSet)
     #: Superseded tunnels being closed in the background (kept so the tasks are not lost).
     closing: set[asyncio.Task[None]] = field(default_factory=set)
+    #: The NATS side when ``[nats]`` is configured; ``None`` for a lone relay.
+    cluster: Cluster | None = None
 
     def close_in_background(self, conn: TunnelConnection, code: int, reason: str) -> None:
         task = asyncio.create_task(conn.close(code, reason, 1000))
@@ -69,7 +72,10 @@ RELAY = web.AppKey("relay", Relay)
 
 def create_relay_app(config: RelayConfig) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-    app[RELAY] = Relay(config, VenueTokens(config.venues_file))
+    relay = app[RELAY] = Relay(config, VenueTokens(config.venues_file))
+    if config.nats is not None:
+        relay.cluster = Cluster(config.nats, relay.registry, config.limits)
+        app.cleanup_ctx.append(_cluster_context)
     app.router.add_route("*", "/v/{venue}/{path:.*}", _forward)
     app.router.add_get("/tunnel", _tunnel)
     app.router.add_get("/venues/{venue}/health", _venue_health)
@@ -78,8 +84,20 @@ def create_relay_app(config: RelayConfig) -> web.Application:
     return app
 
 
+async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
+    cluster = app[RELAY].cluster
+    assert cluster is not None
+    await cluster.connect()
+    yield
+    await cluster.close()
+
+
 async def _forward(request: web.Request) -> web.StreamResponse:
+    """Local tunnel first; without one, a relay that holds the venue, over NATS."""
     relay = request.app[RELAY]
+    venue = request.match_info["venue"]
+    if relay.cluster is not None and relay.registry.get(venue) is None:
+        return await relay.cluster.forward(request)
     return await forward(request, relay.registry, relay.config.limits)
 
 
@@ -173,6 +191,8 @@ async def _tunnel(request: web.Request) -> web.WebSocketResponse:
             logger.info("venue %r: epoch %d supersedes %d", link.venue, link.epoch, old.epoch)
             relay.close_in_background(old.conn, CloseCode.SUPERSEDED, "a newer session took over")
         logger.info("venue %r connected (epoch %d)", link.venue, link.epoch)
+        if relay.cluster is not None:
+            await relay.cluster.hold(link.venue)
         await conn.run()
         logger.info("venue %r disconnected", link.venue)
         return ws
@@ -181,6 +201,8 @@ async def _tunnel(request: web.Request) -> web.WebSocketResponse:
             relay.registry.unregister(link)
         relay.connections.discard(conn)
         await conn.close(CloseCode.GOING_AWAY)
+        if link is not None and relay.cluster is not None:
+            await relay.cluster.release(link.venue)
 
 
 async def _handshake(conn: TunnelConnection, timeout_s: float) -> Hello | None:

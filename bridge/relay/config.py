@@ -7,11 +7,13 @@ Errors name the key path (``limits.request_timeout_s: must be a number >= 0.05``
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bridge.config import ConfigError, TomlTable
 from bridge.tunnel.messages import MIN_MAX_FRAME_BYTES
@@ -38,6 +40,21 @@ class RelayLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class NatsConfig:
+    """``[nats]``: relays sharing a NATS server route requests to the relay holding a venue's
+    tunnel (``cluster.py``, docs/relay.md "Scale-out over NATS"). Absent: a lone relay."""
+
+    urls: tuple[str, ...]
+    #: Subjects are ``<prefix>.venue.<venue>.req``; relays of one cluster share the prefix.
+    subject_prefix: str = "posbridge"
+    #: Body bytes per NATS message; must stay under the server's max_payload (1 MiB default).
+    chunk_bytes: int = 256 * 1024
+    #: Chunks a sender may have unacknowledged; bounds what waits in the receiver's memory.
+    window_chunks: int = 8
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class RelayConfig:
     venues_file: Path
     operator_token: str
@@ -45,6 +62,7 @@ class RelayConfig:
     port: int = 8443
     log_level: str = "info"
     limits: RelayLimits = field(default_factory=RelayLimits)
+    nats: NatsConfig | None = None
 
 
 def load_relay_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:
@@ -95,6 +113,7 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
         max_concurrent_streams=t.integer("max_concurrent_streams", 100, 1, 10_000) or 100,
     )
     t.done()
+    nats = _nats(root.table("nats")) if "nats" in data else None
     root.done()
     return RelayConfig(
         venues_file=venues_file if venues_file.is_absolute() else base / venues_file,
@@ -103,4 +122,33 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
         port=port,
         log_level=log_level,
         limits=limits,
+        nats=nats,
     )
+
+
+_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _nats(t: TomlTable) -> NatsConfig:
+    if "url" in t.data and "urls" in t.data:
+        raise ConfigError(t.key("urls"), "give url or urls, not both")
+    raw = t.raw("urls") if "urls" in t.data else [t.text("url", required=True)]
+    if not isinstance(raw, list) or not raw or not all(isinstance(u, str) for u in raw):
+        raise ConfigError(t.key("urls"), "must be a non-empty list of strings")
+    key = t.key("urls" if "urls" in t.data else "url")
+    for url in raw:
+        parts = urlsplit(url)
+        if parts.scheme not in ("nats", "tls") or not parts.hostname:
+            raise ConfigError(key, f"{url!r}: must be nats://host:port or tls://host:port")
+    prefix = t.text("subject_prefix", "posbridge")
+    if not all(_SUBJECT_TOKEN.fullmatch(part) for part in prefix.split(".")):
+        raise ConfigError(t.key("subject_prefix"), f"{prefix!r}: use dot-separated A-Z a-z 0-9 _ -")
+    config = NatsConfig(
+        urls=tuple(raw),
+        subject_prefix=prefix,
+        chunk_bytes=t.integer("chunk_bytes", 256 * 1024, 1024, 8 * MIB) or 256 * 1024,
+        window_chunks=t.integer("window_chunks", 8, 1, 1024) or 8,
+        connect_timeout_s=t.number("connect_timeout_s", 5.0, 0.05),
+    )
+    t.done()
+    return config

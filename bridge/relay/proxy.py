@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from bridge.errors import (
     ServiceUnavailableError,
 )
 from bridge.relay.config import RelayLimits
-from bridge.relay.registry import Registry
+from bridge.relay.registry import Registry, VenueLink
 from bridge.tunnel.messages import CancelCode, ResponseHead
 from bridge.tunnel_io import (
     StreamCancelledError,
@@ -40,6 +41,9 @@ from bridge.tunnel_io import (
 logger = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
+
+#: Reads the next piece of a request body; ``b""`` at its end.
+BodyReader = Callable[[], Awaitable[bytes]]
 
 
 def venue_offline(venue: str, retry_after_s: int) -> ServiceUnavailableError:
@@ -87,18 +91,18 @@ def tunnel_path(request: web.Request, venue: str) -> str:
     return rest if rest.startswith("/") else "/" + rest
 
 
-async def _upload(request: web.Request, stream: TunnelStream, limit: int) -> None:
+async def _upload(read: BodyReader, stream: TunnelStream, limit: int) -> None:
     total = 0
 
-    async def read() -> bytes:
+    async def counted() -> bytes:
         nonlocal total
-        data = await request.content.read(READ_BYTES)
+        data = await read()
         total += len(data)
         if total > limit:
             raise too_large(limit)
         return data
 
-    await pump(read, stream.conn, stream.id)
+    await pump(counted, stream.conn, stream.id)
 
 
 async def forward(
@@ -112,6 +116,33 @@ async def forward(
     length = request.content_length
     if length is not None and length > limits.max_body_bytes:
         raise too_large(limits.max_body_bytes)
+    async with tunnel_exchange(
+        link,
+        request.method,
+        tunnel_path(request, venue),
+        forwarded_headers(request),
+        lambda: request.content.read(READ_BYTES),
+        limits,
+    ) as (stream, head):
+        return await _stream_response(request, stream, head, limits.request_timeout_s)
+
+
+@contextlib.asynccontextmanager
+async def tunnel_exchange(
+    link: VenueLink,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    read: BodyReader,
+    limits: RelayLimits,
+) -> AsyncIterator[tuple[TunnelStream, ResponseHead]]:
+    """One HTTP exchange on ``link``'s tunnel: the request body is pumped from ``read``
+    (``b""`` at its end) while this waits for the response head; yields the stream (to read
+    the response body from) and the head. Shared by the public URL map and by requests
+    routed in over NATS (``cluster.py``), so both get the same deadlines, limits and errors:
+    503 ``venue_offline``, 504 ``pos_timeout``, 413, 502 ``venue_error``, as ``ApiError``.
+    """
+    venue = link.venue
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.request_timeout_s
     try:
@@ -124,12 +155,10 @@ async def forward(
     cancel_code = CancelCode.CANCELLED
     try:
         try:
-            stream = link.conn.open_stream(
-                request.method, tunnel_path(request, venue), forwarded_headers(request)
-            )
+            stream = link.conn.open_stream(method, path, headers)
         except TunnelGoneError:
             raise venue_offline(venue, limits.retry_after_s) from None
-        upload = asyncio.create_task(_upload(request, stream, limits.max_body_bytes))
+        upload = asyncio.create_task(_upload(read, stream, limits.max_body_bytes))
         try:
             head = await _response_head(stream, upload, deadline)
         except TimeoutError:
@@ -146,7 +175,7 @@ async def forward(
             raise BadGatewayError(
                 "venue_error", "the venue's bridge abandoned the request", {"cancelCode": exc.code}
             ) from None
-        return await _stream_response(request, stream, head, limits.request_timeout_s)
+        yield stream, head
     finally:
         if upload is not None and not upload.done():
             upload.cancel()

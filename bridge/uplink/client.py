@@ -1,4 +1,4 @@
-"""The bridge's tunnel client: one outbound websocket to the relay, kept up for ever.
+"""The bridge's tunnel client: one outbound websocket to each configured relay, kept up.
 
 - **Dial out** to ``tunnel.url`` (``wss://``; plain ``ws://`` only to loopback, checked in
   ``bridge/config.py``), honouring ``HTTPS_PROXY`` (aiohttp's ``trust_env``).
@@ -12,6 +12,10 @@
 - **Reconnect** after any failure with full-jitter capped exponential backoff
   (``bridge/core/backoff.py``), reset once a connection has stayed up ``stable_after_s``.
 - **HEALTH** every ``health_interval_s``: POS online, queue depth, oldest queued age, clock.
+- **Two relays at once** (``tunnel.urls``): one tunnel to each, each with its own reconnect
+  schedule, so losing one relay leaves the other serving with no reconnect gap. Epochs come
+  from the one counter: each relay sees only its own connections (registries are per relay),
+  so the two tunnels never supersede each other, and no epoch is ever used twice.
 - Each forwarded request goes to the bridge's own listener (``dispatch.py``), which is why
   the client dials only once :meth:`UplinkClient.serving_at` has told it where that is.
 """
@@ -122,12 +126,15 @@ class UplinkClient:
         self.epoch = 0
         self._local_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._by_stream: dict[int, asyncio.Task[None]] = {}
+        self._by_stream: dict[tuple[TunnelConnection, int], asyncio.Task[None]] = {}
+        #: The live tunnel to each relay URL (``connection`` is the latest one made).
+        self.connections: dict[str, TunnelConnection] = {}
+        self._epoch_lock = asyncio.Lock()
         self._stopping = False
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and self.connection.alive
+        return any(conn.alive for conn in self.connections.values())
 
     def serving_at(self, url: str) -> None:
         """The bridge's listener is up at ``url``: the client may now dial the relay."""
@@ -138,48 +145,61 @@ class UplinkClient:
         """Say goodbye (``CLOSE(GOING_AWAY)``, websocket 1001) so the relay marks the venue
         offline at once instead of after a missed heartbeat; then cancel :meth:`run`."""
         self._stopping = True
-        if self.connection is not None:
-            await self.connection.close(CloseCode.GOING_AWAY, "bridge stopping", 1001)
+        await asyncio.gather(
+            *(
+                conn.close(CloseCode.GOING_AWAY, "bridge stopping", 1001)
+                for conn in list(self.connections.values())
+            ),
+            return_exceptions=True,
+        )
 
     async def run(self) -> None:
-        """Connect, serve, reconnect with backoff; until cancelled."""
+        """Keep one tunnel to each configured relay (``tunnel.urls``); until cancelled."""
         await self._local_ready.wait()
-        attempt = 0
-        failing = False
         async with (
             aiohttp.ClientSession(trust_env=True) as relay_http,
             aiohttp.ClientSession(auto_decompress=False) as local_http,
         ):
-            while True:
-                opened_at: list[float] = []
-                try:
-                    await self._connect_once(relay_http, local_http, opened_at)
-                    error: BaseException | None = None
-                except RETRYABLE as exc:
-                    error = exc
-                except Exception as exc:  # a bug: keep the tunnel alive anyway
-                    logger.exception("tunnel client failed")
-                    error = exc
-                if self._stopping:
-                    return
-                if opened_at and time.monotonic() - opened_at[0] >= self.config.stable_after_s:
-                    attempt = 0
-                attempt += 1
-                delay = full_jitter_delay(
-                    attempt,
-                    self.config.reconnect_initial_s,
-                    self.config.reconnect_max_s,
-                    random.random(),
-                )
-                if isinstance(error, TunnelRefusedError) and error.code == CloseCode.UNAUTHORIZED:
-                    delay = self.config.reconnect_max_s  # a person must fix the token
-                if not failing or opened_at:
-                    logger.warning("tunnel down (%s); reconnecting in %.2f s", error, delay)
-                failing = not opened_at
-                await asyncio.sleep(delay)
+            loops = [self._keep_up(url, relay_http, local_http) for url in self.config.relay_urls]
+            await asyncio.gather(*loops)
+
+    async def _keep_up(
+        self, url: str, relay_http: aiohttp.ClientSession, local_http: aiohttp.ClientSession
+    ) -> None:
+        """Connect to ``url``, serve, reconnect with backoff; each relay on its own schedule."""
+        attempt = 0
+        failing = False
+        while True:
+            opened_at: list[float] = []
+            try:
+                await self._connect_once(url, relay_http, local_http, opened_at)
+                error: BaseException | None = None
+            except RETRYABLE as exc:
+                error = exc
+            except Exception as exc:  # a bug: keep the tunnel alive anyway
+                logger.exception("tunnel client failed")
+                error = exc
+            if self._stopping:
+                return
+            if opened_at and time.monotonic() - opened_at[0] >= self.config.stable_after_s:
+                attempt = 0
+            attempt += 1
+            delay = full_jitter_delay(
+                attempt,
+                self.config.reconnect_initial_s,
+                self.config.reconnect_max_s,
+                random.random(),
+            )
+            if isinstance(error, TunnelRefusedError) and error.code == CloseCode.UNAUTHORIZED:
+                delay = self.config.reconnect_max_s  # a person must fix the token
+            if not failing or opened_at:
+                logger.warning("tunnel to %s down (%s); reconnecting in %.2f s", url, error, delay)
+            failing = not opened_at
+            await asyncio.sleep(delay)
 
     async def _connect_once(
         self,
+        url: str,
         relay_http: aiohttp.ClientSession,
         local_http: aiohttp.ClientSession,
         opened_at: list[float],
@@ -187,7 +207,7 @@ class UplinkClient:
         config = self.config
         async with asyncio.timeout(config.connect_timeout_s):
             ws = await relay_http.ws_connect(
-                config.url,
+                url,
                 autoping=True,
                 compress=0,
                 max_msg_size=MAX_RECEIVE_MESSAGE_BYTES,
@@ -197,25 +217,26 @@ class UplinkClient:
             ws,
             TunnelProtocol(Side.CLIENT),
             on_request=lambda head, stream: self._on_request(local_http, head, stream),
-            on_cancel=self._on_cancel,
+            on_cancel=lambda stream_id: self._on_cancel(conn, stream_id),
         )
         conn.start()
         health_task: asyncio.Task[None] | None = None
         try:
-            self.epoch = await asyncio.to_thread(next_epoch, self.epoch_file)
+            async with self._epoch_lock:  # one counter for all relays: never a repeat
+                epoch = self.epoch = await asyncio.to_thread(next_epoch, self.epoch_file)
             conn.protocol.send_hello(
                 venue_id=config.venue,
                 token=config.token,
-                session_epoch=self.epoch,
+                session_epoch=epoch,
                 bridge_version=__version__,
             )
             conn.kick()
             async with asyncio.timeout(config.connect_timeout_s):
                 await self._await_welcome(conn)
-            self.connection = conn
+            self.connection = self.connections[url] = conn
             self.connects += 1
             opened_at.append(time.monotonic())
-            logger.info("tunnel up to %s as %r (epoch %d)", config.url, config.venue, self.epoch)
+            logger.info("tunnel up to %s as %r (epoch %d)", url, config.venue, epoch)
             health_task = asyncio.create_task(self._report_health(conn), name="tunnel-health")
             await conn.run()
             close = conn.protocol.close_received
@@ -225,8 +246,11 @@ class UplinkClient:
         finally:
             if health_task is not None:
                 health_task.cancel()
-            for task in list(self._by_stream.values()):
-                task.cancel()
+            for (owner, _), task in list(self._by_stream.items()):
+                if owner is conn:
+                    task.cancel()
+            if self.connections.get(url) is conn:
+                del self.connections[url]
             await conn.close(CloseCode.GOING_AWAY, "bridge stopping", 1001)
 
     async def _await_welcome(self, conn: TunnelConnection) -> None:
@@ -245,19 +269,20 @@ class UplinkClient:
         assert self.local_url is not None
         task = asyncio.create_task(dispatch(session, self.local_url, head, stream))
         self._tasks.add(task)
-        self._by_stream[head.stream_id] = task
+        key = (stream.conn, head.stream_id)  # stream ids repeat across relays' connections
+        self._by_stream[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
-            if self._by_stream.get(head.stream_id) is t:
-                del self._by_stream[head.stream_id]
+            if self._by_stream.get(key) is t:
+                del self._by_stream[key]
             if not t.cancelled():
                 t.exception()  # streams cancelled by the relay end here; nothing to report
 
         task.add_done_callback(done)
 
-    def _on_cancel(self, stream_id: int) -> None:
-        task = self._by_stream.get(stream_id)
+    def _on_cancel(self, conn: TunnelConnection, stream_id: int) -> None:
+        task = self._by_stream.get((conn, stream_id))
         if task is not None:
             task.cancel()  # the relay gave up (deadline, client gone): stop the local call
 

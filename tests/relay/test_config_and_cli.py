@@ -20,6 +20,17 @@ def test_the_example_relay_config_parses(tmp_path):
     assert config.venues_file == ROOT / "venues.toml"
     assert config.limits.max_body_bytes == 16 * 1024 * 1024
     assert config.limits.request_timeout_s == 30.0
+    assert config.nats is None  # a lone relay needs no NATS
+
+
+def test_a_nats_section_is_read(tmp_path):
+    data = {
+        "relay": {"operator_token": "o" * 20},
+        "nats": {"urls": ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], "subject_prefix": "pb"},
+    }
+    nats = parse_relay_config(data, {}, tmp_path).nats
+    assert nats is not None and nats.urls == ("nats://10.0.0.1:4222", "nats://10.0.0.2:4222")
+    assert (nats.subject_prefix, nats.chunk_bytes, nats.window_chunks) == ("pb", 256 * 1024, 8)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +48,37 @@ def test_the_example_relay_config_parses(tmp_path):
         ),
         ({"relay": {"operator_token": "o" * 20}, "limit": {}}, "limit: unknown key"),
         ({"relay": {"operator_token_env": "NOPE"}}, "relay.operator_token_env: NOPE is empty"),
+        ({"relay": {"operator_token": "o" * 20}, "nats": {}}, "nats.url: is required"),
+        (
+            {"relay": {"operator_token": "o" * 20}, "nats": {"url": "http://127.0.0.1:4222"}},
+            "nats.url: 'http://127.0.0.1:4222': must be nats://",
+        ),
+        (
+            {"relay": {"operator_token": "o" * 20}, "nats": {"urls": []}},
+            "nats.urls: must be a non-empty list",
+        ),
+        (
+            {"relay": {"operator_token": "o" * 20}, "nats": {"url": "nats://h:1", "urls": []}},
+            "nats.urls: give url or urls, not both",
+        ),
+        (
+            {
+                "relay": {"operator_token": "o" * 20},
+                "nats": {"url": "nats://h:1", "subject_prefix": "a.*"},
+            },
+            "nats.subject_prefix:",
+        ),
+        (
+            {
+                "relay": {"operator_token": "o" * 20},
+                "nats": {"url": "nats://h:1", "chunk_bytes": 1},
+            },
+            "nats.chunk_bytes:",
+        ),
+        (
+            {"relay": {"operator_token": "o" * 20}, "nats": {"url": "nats://h:1", "ur": 1}},
+            "nats.ur: unknown key",
+        ),
     ],
 )
 def test_relay_config_errors_name_the_key_path(tmp_path, data, message):
