@@ -99,6 +99,8 @@ class TunnelConfig:
     connect_timeout_s: float = 10.0
     #: All relay URLs when ``urls`` is given (one tunnel to each, at once); ``url`` is the first.
     urls: tuple[str, ...] = ()
+    #: A CA bundle (PEM) to trust for ``wss://`` instead of the system's; ``None``: the system's.
+    ca_file: Path | None = None
 
     @property
     def relay_urls(self) -> tuple[str, ...]:
@@ -306,9 +308,20 @@ def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
         stable_after_s=section.number("stable_after_s", 30.0, 0.0),
         health_interval_s=section.number("health_interval_s", 10.0, 0.05),
         connect_timeout_s=section.number("connect_timeout_s", 10.0, 0.05),
+        ca_file=_ca_file(section),
     )
     section.done()
     return config
+
+
+def _ca_file(section: TomlTable) -> Path | None:
+    raw = section.text("ca_file", "")
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(section.key("ca_file"), f"{raw!r}: no such file")
+    return path
 
 
 def _drivers(section: TomlTable) -> dict[str, DriverConfig]:

@@ -82,6 +82,10 @@ class UnprocessableError(ApiError):
     status = 422
 
 
+class TooManyRequestsError(ApiError):
+    status = 429
+
+
 class BadGatewayError(ApiError):
     status = 502
 

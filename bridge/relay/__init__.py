@@ -4,6 +4,8 @@
 - ``venues``: venue tunnel tokens, stored hashed, and ``add-venue``;
 - ``registry``: which tunnel serves each venue now (session epochs);
 - ``proxy``: the public URL map, forwarding one HTTP exchange over a tunnel stream;
+- ``ratelimit``: per-venue request buckets (429) and refused-HELLO limits per address;
+- ``metrics``: Prometheus ``/metrics``;
 - ``app``: the composition root, ``create_relay_app(config)``, and the ``/tunnel`` endpoint.
 
 The wire format is ``docs/tunnel-protocol.md``; the relay's behaviour is ``docs/relay.md``.

@@ -1,7 +1,8 @@
 """The relay's composition root, ``create_relay_app(config)``, and its tunnel endpoint.
 
-Routes: ``/v/{venue}/{path}`` (the public URL map, ``proxy.py``), ``/tunnel`` (bridges dial in
-here), ``/venues/{venue}/health`` (operator token), ``/healthz``.
+Routes: ``/v/{venue}/{path}`` (the public URL map, ``proxy.py``; rate-limited per venue,
+``ratelimit.py``), ``/tunnel`` (bridges dial in here), ``/venues/{venue}/health`` (operator
+token), ``/metrics`` (Prometheus, ``metrics.py``), ``/healthz``.
 
 The tunnel endpoint is aiohttp's own ``WebSocketResponse``: the relay is an aiohttp app
 already, so one server, one event loop and one shutdown sequence serve both the platforms'
@@ -23,11 +24,13 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bridge.errors import NotFoundError, UnauthorizedError
+from bridge.errors import ApiError, NotFoundError, UnauthorizedError
 from bridge.http.middleware import error_middleware
 from bridge.relay.cluster import Cluster
 from bridge.relay.config import RelayConfig
+from bridge.relay.metrics import METRICS_PUBLIC, RelayMetrics
 from bridge.relay.proxy import forward
+from bridge.relay.ratelimit import HelloGuard, VenueRateLimiter
 from bridge.relay.registry import Registry, VenueLink
 from bridge.relay.venues import VenueTokens
 from bridge.tunnel.errors import CloseCode, TunnelProtocolError
@@ -51,6 +54,17 @@ class Relay:
     closing: set[asyncio.Task[None]] = field(default_factory=set)
     #: The NATS side when ``[nats]`` is configured; ``None`` for a lone relay.
     cluster: Cluster | None = None
+    requests: VenueRateLimiter = field(init=False)
+    hellos: HelloGuard = field(init=False)
+    metrics: RelayMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        rates = self.config.rate_limit
+        self.requests = VenueRateLimiter(rates.requests_per_s, rates.burst)
+        self.hellos = HelloGuard(rates.hello_failures, rates.hello_window_s)
+        self.metrics = RelayMetrics(
+            lambda: len(self.registry.links()), self.tokens.known, self.config.operator_token
+        )
 
     def close_in_background(self, conn: TunnelConnection, code: int, reason: str) -> None:
         task = asyncio.create_task(conn.close(code, reason, 1000))
@@ -71,8 +85,10 @@ RELAY = web.AppKey("relay", Relay)
 
 
 def create_relay_app(config: RelayConfig) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
-    relay = app[RELAY] = Relay(config, VenueTokens(config.venues_file))
+    relay = Relay(config, VenueTokens(config.venues_file))
+    app = web.Application(middlewares=[error_middleware, relay.metrics.middleware()])
+    app[RELAY] = relay
+    app[METRICS_PUBLIC] = config.metrics_public
     if config.nats is not None:
         relay.cluster = Cluster(config.nats, relay.registry, config.limits)
         app.cleanup_ctx.append(_cluster_context)
@@ -80,6 +96,7 @@ def create_relay_app(config: RelayConfig) -> web.Application:
     app.router.add_get("/tunnel", _tunnel)
     app.router.add_get("/venues/{venue}/health", _venue_health)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", relay.metrics.handle)
     app.on_shutdown.append(_close_tunnels_late)
     return app
 
@@ -96,8 +113,16 @@ async def _forward(request: web.Request) -> web.StreamResponse:
     """Local tunnel first; without one, a relay that holds the venue, over NATS."""
     relay = request.app[RELAY]
     venue = request.match_info["venue"]
+    relay.requests.check(venue)
     if relay.cluster is not None and relay.registry.get(venue) is None:
-        return await relay.cluster.forward(request)
+        routed = relay.metrics.routed
+        try:
+            response = await relay.cluster.forward(request)
+        except ApiError as exc:
+            routed.labels(f"{exc.status // 100}xx").inc()
+            raise
+        routed.labels(f"{response.status // 100}xx").inc()
+        return response
     return await forward(request, relay.registry, relay.config.limits)
 
 
@@ -164,8 +189,13 @@ async def _tunnel(request: web.Request) -> web.WebSocketResponse:
         hello = await _handshake(conn, limits.handshake_timeout_s)
         if hello is None:
             return ws
+        source = request.remote or "unknown"
+        if relay.hellos.blocked(source):
+            await conn.close(CloseCode.RATE_LIMITED, "too many refused HELLOs; back off", 1008)
+            return ws
         if not relay.tokens.check(hello.venue_id, hello.token):
-            logger.warning("tunnel refused: bad token for venue %r", hello.venue_id)
+            relay.hellos.failed(source)
+            logger.warning("tunnel refused: bad token for venue %r from %s", hello.venue_id, source)
             await conn.close(CloseCode.UNAUTHORIZED, "venue or token not accepted", 1008)
             return ws
         if not relay.registry.admits(hello.venue_id, hello.session_epoch):
@@ -259,10 +289,14 @@ async def run_relay(
     runner = web.AppRunner(create_relay_app(config), access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+        ssl_context = config.ssl_context()
+        site = web.TCPSite(
+            runner, config.host, config.port, reuse_address=True, ssl_context=ssl_context
+        )
         await site.start()
         port = runner.addresses[0][1]
-        logger.info("relay listening on http://%s:%d", config.host, port)
+        scheme = "https" if ssl_context else "http"
+        logger.info("relay listening on %s://%s:%d", scheme, config.host, port)
         if ready is not None:
             await ready(runner, port)
         started = time.monotonic()

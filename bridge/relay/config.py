@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,20 @@ class RelayLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """``[rate_limit]``: per-venue request buckets and bad-HELLO refusals (``ratelimit.py``)."""
+
+    #: Requests a second each venue's public URLs take, sustained; past it 429 rate_limited.
+    requests_per_s: float = 200.0
+    #: Requests a venue may send at once above the rate (the bucket's size).
+    burst: int = 400
+    #: Refused HELLOs (bad token, unknown venue) one source address may send per window...
+    hello_failures: int = 10
+    #: ...of this many seconds; past it its HELLOs get CLOSE(RATE_LIMITED) unchecked.
+    hello_window_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class NatsConfig:
     """``[nats]``: relays sharing a NATS server route requests to the relay holding a venue's
     tunnel (``cluster.py``, docs/relay.md "Scale-out over NATS"). Absent: a lone relay."""
@@ -61,8 +76,23 @@ class RelayConfig:
     host: str = "127.0.0.1"
     port: int = 8443
     log_level: str = "info"
+    #: ``/metrics`` without the operator token (for a scraper on a private network).
+    metrics_public: bool = False
+    #: PEM certificate chain and key: the relay serves https:// and wss:// itself.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context from ``tls_cert``/``tls_key``; ``None`` for plain HTTP."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
+
     limits: RelayLimits = field(default_factory=RelayLimits)
     nats: NatsConfig | None = None
+    rate_limit: RateLimits = field(default_factory=RateLimits)
 
 
 def load_relay_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:
@@ -99,6 +129,10 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
         raise ConfigError(relay.key("log_level"), "must be debug, info, warning or error")
     host = relay.text("host", "127.0.0.1")
     port = relay.integer("port", 8443, 0, 65535) or 0
+    metrics_public = relay.raw("metrics_public", False)
+    if type(metrics_public) is not bool:
+        raise ConfigError(relay.key("metrics_public"), "must be true or false")
+    tls_cert, tls_key = _tls(relay, base)
     relay.done()
 
     t = root.table("limits")
@@ -114,6 +148,7 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
     )
     t.done()
     nats = _nats(root.table("nats")) if "nats" in data else None
+    rate_limit = _rate_limit(root.table("rate_limit"))
     root.done()
     return RelayConfig(
         venues_file=venues_file if venues_file.is_absolute() else base / venues_file,
@@ -121,9 +156,50 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
         host=host,
         port=port,
         log_level=log_level,
+        metrics_public=metrics_public,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         limits=limits,
         nats=nats,
+        rate_limit=rate_limit,
     )
+
+
+def _tls(t: TomlTable, base: Path) -> tuple[Path | None, Path | None]:
+    """``tls_cert`` and ``tls_key``, both or neither, loaded once here so a bad pair stops
+    the relay at start with the key's name."""
+    cert, key = t.text("tls_cert", ""), t.text("tls_key", "")
+    if not cert and not key:
+        return None, None
+    if not cert or not key:
+        raise ConfigError(t.key("tls_key" if cert else "tls_cert"), "give tls_cert and tls_key")
+    paths = {
+        name: base / Path(raw).expanduser() for name, raw in (("tls_cert", cert), ("tls_key", key))
+    }
+    for name, path in paths.items():
+        if not path.is_file():
+            raise ConfigError(t.key(name), f"{str(path)!r}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            paths["tls_cert"], paths["tls_key"]
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(t.key("tls_cert"), f"cannot load the certificate and key: {exc}") from exc
+    return paths["tls_cert"], paths["tls_key"]
+
+
+def _rate_limit(t: TomlTable) -> RateLimits:
+    rate = t.number("requests_per_s", 200.0, 0.001)
+    burst = t.integer("burst", 400, 1, 10_000_000) or 400
+    failures = t.integer("hello_failures", 10, 1, 1_000_000) or 10
+    config = RateLimits(
+        requests_per_s=rate,
+        burst=burst,
+        hello_failures=failures,
+        hello_window_s=t.number("hello_window_s", 60.0, 0.01),
+    )
+    t.done()
+    return config
 
 
 _SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")

@@ -67,6 +67,9 @@ class VenueTokens:
     def names(self) -> list[str]:
         return sorted(self._load())
 
+    def known(self, venue: str) -> bool:
+        return venue in self._load()
+
     def check(self, venue: str, token: str) -> bool:
         """Whether ``token`` is ``venue``'s. Unknown venues cost the same hash and compare."""
         stored = self._load().get(venue, "")

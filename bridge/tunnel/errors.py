@@ -47,6 +47,7 @@ class CloseCode(IntEnum):
     SUPERSEDED = 10  # a HELLO with a higher session epoch for the same venue took over
     TIMEOUT = 11  # heartbeat or handshake deadline missed (decided by the I/O layer)
     INTERNAL_ERROR = 12
+    RATE_LIMITED = 13  # the relay's refusal: too many bad HELLOs from this address; back off
 
 
 def _type_name(frame_type: int) -> str:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -118,6 +119,10 @@ class UplinkClient:
         self, config: TunnelConfig, *, epoch_file: Path, health: HealthSource | None = None
     ) -> None:
         self.config = config
+        #: ``tunnel.ca_file`` trusted for wss://, or the system's CAs (``True``).
+        self._ssl: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else True
+        )
         self.epoch_file = epoch_file
         self.health = health
         self.local_url: str | None = None
@@ -190,7 +195,10 @@ class UplinkClient:
                 self.config.reconnect_max_s,
                 random.random(),
             )
-            if isinstance(error, TunnelRefusedError) and error.code == CloseCode.UNAUTHORIZED:
+            if isinstance(error, TunnelRefusedError) and error.code in (
+                CloseCode.UNAUTHORIZED,
+                CloseCode.RATE_LIMITED,
+            ):
                 delay = self.config.reconnect_max_s  # a person must fix the token
             if not failing or opened_at:
                 logger.warning("tunnel to %s down (%s); reconnecting in %.2f s", url, error, delay)
@@ -208,6 +216,7 @@ class UplinkClient:
         async with asyncio.timeout(config.connect_timeout_s):
             ws = await relay_http.ws_connect(
                 url,
+                ssl=self._ssl,
                 autoping=True,
                 compress=0,
                 max_msg_size=MAX_RECEIVE_MESSAGE_BYTES,

@@ -38,10 +38,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def relay_config(tmp_path: Path, port: int = 0, **limits: Any) -> RelayConfig:
+def relay_config(
+    tmp_path: Path, port: int = 0, *, sections: dict[str, Any] | None = None, **limits: Any
+) -> RelayConfig:
+    """A relay config; ``limits`` go to ``[limits]``, ``sections`` are whole extra tables."""
     data = {
         "relay": {"operator_token": OPERATOR_TOKEN, "port": port, "venues_file": "venues.toml"},
         "limits": {"heartbeat_interval_s": 1.0, **limits},
+        **(sections or {}),
     }
     return parse_relay_config(data, {}, tmp_path)
 
@@ -55,6 +59,7 @@ class RunningRelay:
     relay: Relay
     runner: web.AppRunner
     port: int
+    tls: bool = False
 
     async def stop(self) -> None:
         """As ``run_relay`` stops: tunnels closed first, then the server."""
@@ -63,11 +68,11 @@ class RunningRelay:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def tunnel_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/tunnel"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/tunnel"
 
 
 @contextlib.asynccontextmanager
@@ -76,9 +81,12 @@ async def running_relay(config: RelayConfig) -> AsyncIterator[RunningRelay]:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", config.port, reuse_address=True)
+        ssl_context = config.ssl_context()
+        site = web.TCPSite(
+            runner, "127.0.0.1", config.port, reuse_address=True, ssl_context=ssl_context
+        )
         await site.start()
-        yield RunningRelay(app[RELAY], runner, runner.addresses[0][1])
+        yield RunningRelay(app[RELAY], runner, runner.addresses[0][1], ssl_context is not None)
     finally:
         await close_tunnels(app)
         await runner.cleanup()
@@ -97,9 +105,12 @@ def tunnel_section(url: str, venue: str, token: str, **extra: Any) -> dict[str, 
 
 
 @contextlib.asynccontextmanager
-async def running_bridge(tmp_path: Path, tunnel: dict[str, Any]) -> AsyncIterator[UplinkClient]:
-    """The whole bridge (``run_bridge``, simulated POS) dialling the relay."""
-    config = make_config(tmp_path, tunnel=tunnel, server={"port": 0})
+async def running_bridge(
+    tmp_path: Path, tunnel: dict[str, Any], **sections: Any
+) -> AsyncIterator[UplinkClient]:
+    """The whole bridge (``run_bridge``, simulated POS) dialling the relay; ``sections``
+    override whole config tables (``drivers=…``)."""
+    config = make_config(tmp_path, tunnel=tunnel, server={"port": 0}, **sections)
     stop = asyncio.Event()
     started: asyncio.Future[UplinkClient] = asyncio.get_running_loop().create_future()
 
