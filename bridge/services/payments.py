@@ -38,7 +38,8 @@ from bridge.errors import (
 )
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
-from bridge.store.payments import IdempotencyHit, PaymentStore
+from bridge.store.payments import PaymentStore
+from bridge.store.rows import IdempotencyHit
 from drivers.base import PaymentInstruction, PosDriver, Table
 from drivers.errors import (
     PaymentRefusedError,

@@ -35,8 +35,8 @@ _TABLE = {
     "schema": {"type": "string", "pattern": "^[0-9]{1,6}$"},
     "description": "Numeric table number (1–999999).",
 }
-_PLATFORM_AUTH = [{"lokeBearer": []}, {"lokeSignature": []}]
-_ADMIN_AUTH = [{"adminBearer": []}]
+_PLATFORM_AUTH: list[dict[str, list[str]]] = [{"lokeBearer": []}, {"lokeSignature": []}]
+_ADMIN_AUTH: list[dict[str, list[str]]] = [{"adminBearer": []}]
 _COMMON = {
     "400": error_content("Malformed request; details.field names the field."),
     "401": error_content("Missing or wrong credentials."),
