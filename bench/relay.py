@@ -1,0 +1,363 @@
+"""What the relay costs: bill fetch direct vs through the relay, and idle tunnels' memory.
+
+Run it from the repository root (the bench needs only the standard library; the bridge, the
+relay and the fake bridges run under ``.venv/bin/python`` when it exists)::
+
+    .venv/bin/python -m bench.relay                    # ~2.5 min with the defaults
+    .venv/bin/python -m bench.relay --tunnels 1000 --duration 3    # a quick run
+
+One run, every loop bounded in time, all traffic on 127.0.0.1:
+
+(a) **Bill fetch, direct vs via the relay.** A relay subprocess (``python -m bridge relay
+    --config …``, i.e. ``pos-bridge relay``) with one venue added by ``pos-bridge relay
+    add-venue``, and a bridge subprocess (``python -m bridge serve``, simulated POS in memory,
+    999 tables) whose ``[tunnel]`` dials that relay (its per-venue ``[rate_limit]``, when the
+    relay has one, lifted: this measures capacity, not the limit). For each offered load
+    (``--rates``, default 1,000 and 4,000 requests/s) an open-loop generator
+    (``bench/openloop.py``, its own process) GETs ``…/tables/{n}/bill`` with the LOKE bearer
+    round-robin over the tables: first straight at the bridge's listener, then at the relay's
+    ``/v/{venue}/…`` (same bridge, same POS). ``--warmup`` s uncounted, ``--duration`` s
+    counted, then up to ``--drain`` s for late answers. Recorded: achieved 200s/s, p50/p99
+    latency from each request's *due* time, errors by kind, CPU of bridge, relay and
+    generator.
+(b) **Idle tunnels.** A fresh relay; ``--tunnels`` venues written to its venues file (tokens
+    drawn here, only hashes stored, as ``add-venue`` does); ``--clients`` processes of fake
+    bridges (``bench/idle_tunnels.py``: bare websockets carrying the real HELLO from the
+    sans-I/O tunnel protocol, then idle, answering PINGs). The relay's RSS before, once all
+    are connected, and after ``--hold`` s of PINGs every ``--heartbeat`` s; ``/healthz``
+    must still count every venue online.
+
+Printed: a table, a markdown snippet for README; JSON in ``bench/results/relay-<timestamp>.json``.
+Targets (issue 4): relay p50 ≤ direct p50 + 1 ms and ≥ 0.5× direct throughput at 1,000/s; no
+errors at 4,000/s offered; 10,000 idle tunnels in ≤ 1 GiB. The NATS-routed column (two relays)
+is not built yet: the report leaves a ``nats`` slot for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(REPO))
+
+from bench.bridge_process import (  # noqa: E402
+    SECRET,
+    TABLES,
+    Bridge,
+    bridge_python,
+    child_env,
+    code_version,
+    machine_cpu,
+    write_config,
+)
+from bench.relay_process import (  # noqa: E402
+    Client,
+    Relay,
+    add_tunnel_section,
+    add_venue_cli,
+    nofile_limits,
+    proc_cpu_s,
+    relay_has_rate_limit,
+    rss_kib,
+    stat_fields,
+    write_bulk_venues,
+    write_relay_config,
+)
+from bench.relay_report import markdown, print_table, verdicts  # noqa: E402
+
+LOCATION = "bench-relay"
+VENUE = "bench-venue"
+
+
+# -- (a) one offered load on one path -----------------------------------------------------------
+
+
+def run_load(
+    args: argparse.Namespace, port: int, prefix: str, rate: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """One open-loop run; CPU of each server process over its counted window."""
+    job = {
+        "port": port,
+        "prefix": prefix,
+        "location": LOCATION,
+        "secret": SECRET,
+        "tables": TABLES,
+        "rate": rate,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+        "drain_s": args.drain,
+        "max_connections": args.max_connections,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.openloop", json.dumps(job)],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    killer = threading.Timer(60 + args.warmup + args.duration + args.drain, proc.kill)
+    killer.start()
+    snaps: dict[str, dict[str, Any]] = {}
+    result: dict[str, Any] | None = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the generator exits (or the timer kills it)
+            if line.startswith("MARK "):
+                snaps[line.split()[1]] = {
+                    "wall": time.perf_counter(),
+                    "machine": machine_cpu(),
+                    "stat": stat_fields(),
+                    **{name: proc_cpu_s(pid) for name, pid in pids.items()},
+                }
+            elif line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT ") :])
+        proc.wait(30)
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    if result is None or "start" not in snaps or "end" not in snaps:
+        raise RuntimeError(f"open-loop generator failed (exit {proc.returncode})")
+    s0, s1 = snaps["start"], snaps["end"]
+    wall = s1["wall"] - s0["wall"]
+    cpu = {name: round(100 * (s1[name] - s0[name]) / wall, 1) for name in pids}
+    cpu["generator"] = result["client_cpu_pct"]
+    busy, total = s1["machine"][0] - s0["machine"][0], s1["machine"][1] - s0["machine"][1]
+    if total:
+        machine = 100 * (os.cpu_count() or 1) * busy / total
+        cpu["machine"] = round(machine, 1)
+        ours = sum(cpu[name] for name in pids) + cpu["generator"]
+        delta = [b - a for a, b in zip(s0["stat"], s1["stat"], strict=True)]
+        scale = 100 * (os.cpu_count() or 1) / total
+        cpu["irq"] = round((delta[5] + delta[6]) * scale, 1)  # irq + softirq (loopback TCP)
+        cpu["steal"] = round(delta[7] * scale, 1)  # the hypervisor gave the core to others
+        cpu["others"] = round(max(0.0, machine - ours - cpu["irq"] - cpu["steal"]), 1)
+    result["cpu_pct"] = cpu
+    done = result["achieved_per_s"] * wall
+    result["cpu_ms_per_request"] = {
+        name: round(10 * cpu[name] * wall / done, 3) if done else None for name in pids
+    }
+    return result
+
+
+def settle(pids: dict[str, int], timeout_s: float = 20.0) -> float:
+    """Wait (bounded) until bridge and relay are idle again: a backlog left by an overloaded
+    run must not leak into the next one. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = sum(proc_cpu_s(pid) for pid in pids.values())
+        time.sleep(0.5)
+        if sum(proc_cpu_s(pid) for pid in pids.values()) - before < 0.05:
+            break
+    return round(time.monotonic() - started, 1)
+
+
+def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any]:
+    unlimited = relay_has_rate_limit(python)
+    relay = Relay(python, write_relay_config(folder / "relay-a", unlimited=unlimited))
+    bridge: Bridge | None = None
+    try:
+        token = add_venue_cli(python, relay.config, VENUE)
+        relay.start()
+        config = write_config(folder, [LOCATION])
+        add_tunnel_section(config, relay.port, VENUE, token)
+        bridge = Bridge(python, config, folder, plain=True)
+        bridge.start()
+        online_s = relay.wait_online(VENUE)
+        print(
+            f"(a) bridge pid {bridge.pid} :{bridge.port}, relay pid {relay.pid} :{relay.port},"
+            f" tunnel up in {online_s:.2f} s"
+        )
+        pids = {"bridge": bridge.pid, "relay": relay.pid}
+        rates: list[dict[str, Any]] = []
+        for rate in args.rates:
+            entry: dict[str, Any] = {"rate": rate}
+            for path, port, prefix in (
+                ("direct", bridge.port, ""),
+                ("relay", relay.port, f"/v/{VENUE}"),
+            ):
+                r = entry[path] = run_load(args, port, prefix, rate, pids)
+                r["settle_s"] = settle(pids)
+                lat = r["latency_ms"]
+                print(
+                    f"    {rate:>5}/s {path:<6}: {r['achieved_per_s']:7.0f}/s achieved,"
+                    f" p50 {_f(lat['p50'])} ms, p99 {_f(lat['p99'])} ms,"
+                    f" errors {r['errors']} {r['errors_by_kind'] or ''}"
+                )
+            # TODO(nats): entry["nats"] = run_load(...) against relay A for a venue held only
+            # by relay B (two relays + nats-server); relay_report prints the column when set.
+            entry["nats"] = None
+            rates.append(entry)
+        return {
+            "tunnel_online_s": round(online_s, 3),
+            "rate_limit_lifted": unlimited,
+            "rates": rates,
+        }
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        relay.stop()
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+# -- (b) idle tunnels ---------------------------------------------------------------------------
+
+
+def part_b(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any]:
+    n = args.tunnels
+    relay = Relay(python, write_relay_config(folder / "relay-b", heartbeat_s=args.heartbeat))
+    names = [f"idle-{i:05d}" for i in range(n)]
+    pairs = write_bulk_venues(relay.config.parent / "venues.toml", names)
+    tokens_file = folder / "idle-tokens.json"
+    tokens_file.write_text(json.dumps(pairs))
+    clients: list[Client] = []
+    out: dict[str, Any] = {"tunnels": n, "clients": args.clients, "heartbeat_s": args.heartbeat}
+    try:
+        relay.start()
+        out["relay_nofile"] = relay.nofile()
+        if out["relay_nofile"].get("soft", 0) < n + 100:
+            print(f"(b) warning: relay open-file limit {out['relay_nofile']} < {n} tunnels")
+        time.sleep(1.0)
+        relay.get("/healthz")  # touch the HTTP path once, so its first-use memory is in "before"
+        time.sleep(0.5)
+        out["rss_before"] = rss_kib(relay.pid)
+        print(f"(b) relay pid {relay.pid}, RSS {out['rss_before']['rss_kib'] / 1024:.1f} MiB idle")
+        per = -(-n // args.clients)
+        started = time.monotonic()
+        for i in range(args.clients):
+            job = {
+                "port": relay.port,
+                "tokens_file": str(tokens_file),
+                "first": i * per,
+                "count": max(0, min(per, n - i * per)),
+                "parallel": 64,
+                "handshake_timeout_s": 30.0,
+                "max_life_s": 300.0 + args.hold,
+            }
+            clients.append(Client(python, job))
+        readies = [c.wait_for("READY", 240.0) for c in clients]
+        out["connect_s"] = round(time.monotonic() - started, 1)
+        outcomes: dict[str, int] = {}
+        for ready in readies:
+            for kind, count in ((ready or {}).get("outcomes") or {"client failed": 1}).items():
+                outcomes[kind] = outcomes.get(kind, 0) + count
+        out["outcomes"] = outcomes
+        out["client_nofile"] = [(r or {}).get("nofile") for r in readies]
+        out["welcomed"] = outcomes.get("welcomed", 0)
+        print(f"    {out['welcomed']}/{n} tunnels up in {out['connect_s']} s: {outcomes}")
+        time.sleep(2.0)
+        out["rss_connected"] = rss_kib(relay.pid)
+        time.sleep(args.hold)
+        out["rss_after_hold"] = rss_kib(relay.pid)
+        status, body = relay.get("/healthz")
+        out["online_after_hold"] = (body or {}).get("venuesOnline") if status == 200 else None
+        for client in clients:
+            client.release()
+        results = [c.wait_for("RESULT", 30.0) for c in clients]
+        stats: dict[str, int] = {}
+        for result in results:
+            for kind, count in ((result or {}).get("stats") or {}).items():
+                stats[kind] = stats.get(kind, 0) + count
+        out["client_stats"] = stats
+        grown = out["rss_after_hold"]["rss_kib"] - out["rss_before"]["rss_kib"]
+        out["per_tunnel_kib"] = round(grown / out["welcomed"], 2) if out["welcomed"] else None
+        print(
+            f"    RSS {out['rss_connected']['rss_kib'] / 1024:.1f} MiB connected,"
+            f" {out['rss_after_hold']['rss_kib'] / 1024:.1f} MiB after {args.hold:.0f} s"
+            f" ({out['per_tunnel_kib']} KiB per tunnel); online after hold:"
+            f" {out['online_after_hold']}; PINGs answered: {stats.get('tunnel_pings', 0)}"
+        )
+        return out
+    finally:
+        for client in clients:
+            client.stop()
+        relay.stop()
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench.relay", description=__doc__.split("\n", 1)[0])
+    p.add_argument("--rates", default="1000,4000", help="offered loads, requests/s")
+    p.add_argument("--duration", type=float, default=8.0, help="counted s per load and path")
+    p.add_argument("--warmup", type=float, default=2.0, help="uncounted s before each")
+    p.add_argument("--drain", type=float, default=10.0, help="s to wait for late answers")
+    p.add_argument("--max-connections", type=int, default=256, help="generator's pool cap")
+    p.add_argument("--tunnels", type=int, default=10_000, help="idle tunnels in (b)")
+    p.add_argument("--clients", type=int, default=2, help="fake-bridge processes in (b)")
+    p.add_argument("--hold", type=float, default=12.0, help="s the idle tunnels are held")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="relay PING interval in (b)")
+    p.add_argument("--skip-latency", action="store_true", help="only (b)")
+    p.add_argument("--skip-tunnels", action="store_true", help="only (a)")
+    p.add_argument("--python", default=None, help="interpreter for bridge, relay, fake bridges")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--no-write", action="store_true", help="do not write the JSON file")
+    args = p.parse_args(argv)
+    args.rates = [int(x) for x in args.rates.split(",") if x.strip()]
+    if not args.rates or min(args.rates) < 1 or max(args.rates) > 50_000:
+        p.error("--rates: integers from 1 to 50000")
+    if not 0 < args.duration <= 120 or not 0 <= args.warmup <= 60 or not 0 <= args.drain <= 60:
+        p.error("--duration in (0, 120], --warmup and --drain in [0, 60]")
+    if not 1 <= args.tunnels <= 100_000 or not 1 <= args.clients <= 16 or not 0 <= args.hold <= 300:
+        p.error("--tunnels in [1, 100000], --clients in [1, 16], --hold in [0, 300]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    python = bridge_python(args.python)
+    results_dir = REPO / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="relay-", dir=results_dir))
+    (folder / "data").mkdir()
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    report: dict[str, Any] = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(terse=True),
+            "system": f"{platform.system()} {platform.machine()}",
+            "python_bench": platform.python_version(),
+            "nofile": nofile_limits(),
+        },
+        "code": code_version(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("python",)},
+    }
+    started = time.perf_counter()
+    try:
+        if not args.skip_latency:
+            report["latency"] = part_a(args, folder, python)
+        if not args.skip_tunnels:
+            report["idle"] = part_b(args, folder, python)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    report["run_seconds"] = round(time.perf_counter() - started, 1)
+    report["targets"] = verdicts(report)
+    print_table(report)
+    print("\n--- markdown for README ---\n" + markdown(report) + "\n---")
+    if not args.no_write:
+        out = results_dir / f"relay-{run_id}.json"
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"results: {out.relative_to(REPO)} (run took {report['run_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
