@@ -24,14 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO, ServerProcess, cpu_seconds, stat_fields
 
 SECRET = "bench-loke-secret-0123456789abcdef"
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 TABLES = 999
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # -- the config --------------------------------------------------------------------------------
@@ -77,17 +74,13 @@ def bridge_python(explicit: str | None) -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 # -- the bridge process ------------------------------------------------------------------------
 
 
-class Bridge:
+class Bridge(ServerProcess):
     """``python -m bench.serve_counted`` (or ``-m bridge serve``) until :meth:`stop`."""
+
+    name = "bridge"
 
     def __init__(
         self,
@@ -98,14 +91,13 @@ class Bridge:
         switch_interval: float | None = None,
     ) -> None:
         self.folder = folder
-        self.log_path = folder / "bridge.log"
         self.counters_path = folder / "counters.json"
         self.cprofile_path = folder / "bridge.cprofile"
         self.plain = plain
         if plain:
-            self.argv = [python, "-m", "bridge", "serve", "--config", str(config)]
+            argv = [python, "-m", "bridge", "serve", "--config", str(config)]
         else:
-            self.argv = [
+            argv = [
                 python,
                 "-m",
                 "bench.serve_counted",
@@ -117,40 +109,9 @@ class Bridge:
                 str(self.cprofile_path),
             ]
             if switch_interval is not None:
-                self.argv += ["--switch-interval", str(switch_interval)]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+                argv += ["--switch-interval", str(switch_interval)]
+        super().__init__(argv, folder / "bridge.log")
         self._seq = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv, cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        marker = "bridge listening on http://127.0.0.1:"
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
-            if marker in text:
-                self.port = int(text.split(marker, 1)[1].split()[0])
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bridge exited ({self.proc.returncode}):\n{self.log_tail()}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"bridge did not start in {START_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def counters(self) -> dict[str, Any] | None:
         """Group-commit counters, now (``None`` with ``--plain-bridge``)."""
@@ -181,10 +142,9 @@ class Bridge:
         try:
             for task in task_dir.iterdir():
                 try:
-                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    seconds = cpu_seconds(task / "stat")
                 except OSError:
                     continue
-                seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK
                 if task.name == str(self.pid):
                     main += seconds
                 else:
@@ -193,26 +153,13 @@ class Bridge:
             pass
         return {"main": main, "other": other, "total": main + other}
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
 
 # -- the machine and the code measured ---------------------------------------------------------
 
 
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat (zeros elsewhere)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
+    fields = stat_fields()
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     total = sum(fields[:8])
     return float(total - idle), float(total)

@@ -39,15 +39,12 @@ This module is (a), (b) and the run; the bridge subprocess and its config are in
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,13 +59,13 @@ from bench.bridge_process import (  # noqa: E402  (after the sys.path fix for sc
     TABLES,
     Bridge,
     bridge_python,
-    child_env,
     code_version,
     level_location,
     machine_cpu,
     mount_of,
     write_config,
 )
+from bench.common import run_generator, write_results  # noqa: E402
 from bench.report import (  # noqa: E402
     NOISY_OTHERS_PCT,
     TARGET_RATIO,
@@ -150,42 +147,25 @@ def run_level(
         "amount": 1,
         "id_prefix": f"{run_id}-c{concurrency}",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.loadgen", json.dumps(job)],
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    killer = threading.Timer(120 + warmup_s + duration_s + 30, proc.kill)
-    killer.start()
-    snaps: dict[str, dict[str, Any]] = {}
-    result: dict[str, Any] | None = None
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # ends when the generator exits (or the timer kills it)
-            if line.startswith("MARK "):
-                name = line.split()[1]
-                if name == "end" and on_end is not None:
-                    on_end()
-                snaps[name] = {
-                    "wall": time.perf_counter(),
-                    "cpu": bridge.cpu(),
-                    "machine": machine_cpu(),
-                    "counters": bridge.counters(),
-                }
-                if name == "start" and on_start is not None:
-                    on_start()
-            elif line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT ") :])
-        proc.wait(30)
-    finally:
-        killer.cancel()
-        if proc.poll() is None:
-            proc.kill()
+
+    def snapshot(name: str) -> dict[str, Any]:
+        if name == "end" and on_end is not None:
+            on_end()
+        snap = {
+            "wall": time.perf_counter(),
+            "cpu": bridge.cpu(),
+            "machine": machine_cpu(),
+            "counters": bridge.counters(),
+        }
+        if name == "start" and on_start is not None:
+            on_start()
+        return snap
+
+    timeout_s = 120 + warmup_s + duration_s + 30
+    result, snaps, returncode = run_generator("bench.loadgen", job, timeout_s, snapshot)
     if result is None or "start" not in snaps or "end" not in snaps:
         raise RuntimeError(
-            f"load generator failed (exit {proc.returncode}); bridge log:\n{bridge.log_tail()}"
+            f"load generator failed (exit {returncode}); bridge log:\n{bridge.log_tail()}"
         )
     return summarise(result, snaps["start"], snaps["end"])
 
@@ -309,11 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     snippet = markdown(report)
     print("\n--- markdown for README ---\n" + snippet + "\n---")
     if not args.no_write:
-        out_dir = REPO / "bench" / "results"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = out_dir / f"payments-{run_id}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results: {out.relative_to(REPO)} (run took {report['run_seconds']} s)")
+        write_results(report, f"payments-{run_id}")
     return 0
 
 

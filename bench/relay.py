@@ -40,10 +40,8 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,11 +55,11 @@ from bench.bridge_process import (  # noqa: E402
     TABLES,
     Bridge,
     bridge_python,
-    child_env,
     code_version,
     machine_cpu,
     write_config,
 )
+from bench.common import run_generator, stat_fields, write_results  # noqa: E402
 from bench.relay_process import (  # noqa: E402
     Client,
     Relay,
@@ -71,7 +69,6 @@ from bench.relay_process import (  # noqa: E402
     proc_cpu_s,
     relay_has_rate_limit,
     rss_kib,
-    stat_fields,
     write_bulk_venues,
     write_relay_config,
 )
@@ -100,36 +97,19 @@ def run_load(
         "drain_s": args.drain,
         "max_connections": args.max_connections,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.openloop", json.dumps(job)],
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    killer = threading.Timer(60 + args.warmup + args.duration + args.drain, proc.kill)
-    killer.start()
-    snaps: dict[str, dict[str, Any]] = {}
-    result: dict[str, Any] | None = None
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # ends when the generator exits (or the timer kills it)
-            if line.startswith("MARK "):
-                snaps[line.split()[1]] = {
-                    "wall": time.perf_counter(),
-                    "machine": machine_cpu(),
-                    "stat": stat_fields(),
-                    **{name: proc_cpu_s(pid) for name, pid in pids.items()},
-                }
-            elif line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT ") :])
-        proc.wait(30)
-    finally:
-        killer.cancel()
-        if proc.poll() is None:
-            proc.kill()
+
+    def snapshot(_name: str) -> dict[str, Any]:
+        return {
+            "wall": time.perf_counter(),
+            "machine": machine_cpu(),
+            "stat": stat_fields(),
+            **{name: proc_cpu_s(pid) for name, pid in pids.items()},
+        }
+
+    timeout_s = 60 + args.warmup + args.duration + args.drain
+    result, snaps, returncode = run_generator("bench.openloop", job, timeout_s, snapshot)
     if result is None or "start" not in snaps or "end" not in snaps:
-        raise RuntimeError(f"open-loop generator failed (exit {proc.returncode})")
+        raise RuntimeError(f"open-loop generator failed (exit {returncode})")
     s0, s1 = snaps["start"], snaps["end"]
     wall = s1["wall"] - s0["wall"]
     cpu = {name: round(100 * (s1[name] - s0[name]) / wall, 1) for name in pids}
@@ -353,9 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     print("\n--- markdown for README ---\n" + markdown(report) + "\n---")
     if not args.no_write:
-        out = results_dir / f"relay-{run_id}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results: {out.relative_to(REPO)} (run took {report['run_seconds']} s)")
+        write_results(report, f"relay-{run_id}")
     return 0
 
 

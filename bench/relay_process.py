@@ -8,8 +8,8 @@
 - :class:`Relay` runs ``python -m bridge relay --config …`` (``pos-bridge relay``) until
   :meth:`Relay.stop`, with its open-file limit raised (in the child, before exec).
 - :func:`add_tunnel_section` appends the bridge's ``[tunnel]`` to a bench bridge config.
-- :func:`rss_kib`, :func:`proc_cpu_s`, :func:`stat_fields`: a process's resident and peak
-  memory and CPU seconds, and the machine's CPU jiffies, from ``/proc``.
+- :func:`rss_kib`, :func:`proc_cpu_s`: a process's resident and peak memory and CPU seconds,
+  from ``/proc`` (the machine's CPU jiffies: ``bench.common.stat_fields``).
 - :class:`Client`: one ``bench/idle_tunnels.py`` process and its ``READY``/``RESULT`` lines.
 
 Standard library only.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import resource
 import secrets
@@ -32,10 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.bridge_process import REPO, START_TIMEOUT_S, STOP_TIMEOUT_S, child_env
+from bench.common import REPO, ServerProcess, child_env, cpu_seconds
 
 OPERATOR_TOKEN = "bench-operator-token-0123456789abcdef"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def relay_has_rate_limit(python: str) -> bool:
@@ -138,44 +136,18 @@ def _raise_nofile_in_child() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-class Relay:
+class Relay(ServerProcess):
     """``python -m bridge relay --config …`` until :meth:`stop`."""
+
+    name = "relay"
 
     def __init__(self, python: str, config: Path) -> None:
         self.config = config
-        self.log_path = config.parent / "relay.log"
-        self.argv = [python, "-m", "bridge", "relay", "--config", str(config)]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        argv = [python, "-m", "bridge", "relay", "--config", str(config)]
+        super().__init__(argv, config.parent / "relay.log")
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=REPO,
-            env=child_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            preexec_fn=_raise_nofile_in_child,
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        marker = "relay listening on http://127.0.0.1:"
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
-            if marker in text:
-                self.port = int(text.split(marker, 1)[1].split()[0])
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"relay exited ({self.proc.returncode}):\n{self.log_tail()}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"relay did not start in {START_TIMEOUT_S}s:\n{self.log_tail()}")
+    def _popen_options(self) -> dict[str, Any]:
+        return {"preexec_fn": _raise_nofile_in_child}
 
     def nofile(self) -> dict[str, int]:
         """The running relay's open-file limit, from ``/proc``."""
@@ -208,35 +180,10 @@ class Relay:
             time.sleep(0.05)
         raise RuntimeError(f"venue {venue} not online in {timeout_s}s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-def stat_fields() -> list[int]:
-    """The machine's CPU jiffies: user nice system idle iowait irq softirq steal."""
-    try:
-        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return [0] * 8
-
 
 def proc_cpu_s(pid: int) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return cpu_seconds(Path(f"/proc/{pid}/stat"))
     except (OSError, IndexError, ValueError):
         return 0.0
 
