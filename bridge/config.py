@@ -21,6 +21,7 @@ from bridge.core.limits import OfflineLimits
 from bridge.core.money import CURRENCIES
 
 AUTH_SCHEMES = ("bearer", "hmac-sha256")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class ConfigError(ValueError):
@@ -170,6 +171,29 @@ class TomlTable:
     def table(self, name: str) -> TomlTable:
         return TomlTable(self.raw(name, {}), self.key(name))
 
+    def secret(self, name: str, env: Mapping[str, str]) -> str:
+        """A secret of 16+ characters, given as ``name`` or named by ``name_env``.
+
+        The environment variable wins, so a config file can stay free of secrets.
+        """
+        value = self.text(name, "")
+        variable = self.text(f"{name}_env", "")
+        if variable:
+            value = env.get(variable, "")
+            if not value:
+                raise ConfigError(
+                    self.key(f"{name}_env"), f"environment variable {variable} is empty"
+                )
+        if len(value) < 16:
+            raise ConfigError(self.key(name), "must be set, at least 16 characters")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}")
+        return value
+
     def done(self) -> None:
         unknown = sorted(set(self.data) - self._seen)
         if unknown:
@@ -200,19 +224,8 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     data_dir = (
         Path(data_dir_text) if data_dir_text else Path(platformdirs.user_data_dir("pos-bridge"))
     )
-    admin_token = bridge.text("admin_token", "")
-    token_env = bridge.text("admin_token_env", "")
-    if token_env:
-        admin_token = env.get(token_env, "")
-        if not admin_token:
-            raise ConfigError(
-                bridge.key("admin_token_env"), f"environment variable {token_env} is empty"
-            )
-    if len(admin_token) < 16:
-        raise ConfigError(bridge.key("admin_token"), "must be set, at least 16 characters")
-    log_level = bridge.text("log_level", "info").lower()
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(bridge.key("log_level"), "must be debug, info, warning or error")
+    admin_token = bridge.secret("admin_token", env)
+    log_level = bridge.choice("log_level", "info", LOG_LEVELS)
     bridge.done()
 
     server_t = root.table("server")
@@ -284,16 +297,7 @@ def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
     venue = section.text("venue", required=True)
     if not venue:
         raise ConfigError(section.key("venue"), "must not be empty")
-    token = section.text("token", "")
-    token_env = section.text("token_env", "")
-    if token_env:
-        token = env.get(token_env, "")
-        if not token:
-            raise ConfigError(
-                section.key("token_env"), f"environment variable {token_env} is empty"
-            )
-    if len(token) < 16:
-        raise ConfigError(section.key("token"), "must be set, at least 16 characters")
+    token = section.secret("token", env)
     initial = section.number("reconnect_initial_s", 0.5, 0.01)
     cap = section.number("reconnect_max_s", 30.0, 0.01)
     if cap < initial:

@@ -132,6 +132,18 @@ async def payment_retry(request: web.Request) -> web.Response:
     return web.json_response(payment_status_json(requeued))
 
 
+async def _simulator_table(
+    request: web.Request,
+) -> tuple[SimulatorDriver, int, str, Fields]:
+    """What every simulator table route reads first: driver, table, POS location, body."""
+    runtime = _admin(request)
+    driver = _simulator(runtime, request.match_info["driver"])
+    table = parse_table_number(request.match_info["table"])
+    fields = await _json(request)
+    location = fields.string("posLocation", required=False, max_len=128) or "1"
+    return driver, table, location, fields
+
+
 def _simulator(runtime: Runtime, name: str) -> SimulatorDriver:
     driver = runtime.drivers.get(name)
     if not isinstance(driver, SimulatorDriver):
@@ -169,11 +181,7 @@ async def simulator_mode(request: web.Request) -> web.Response:
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/bill")
 async def simulator_seat(request: web.Request) -> web.Response:
     """Seat new guests: the table gets a fresh open bill if it has none."""
-    runtime = _admin(request)
-    driver = _simulator(runtime, request.match_info["driver"])
-    table = parse_table_number(request.match_info["table"])
-    fields = await _json(request)
-    location = fields.string("posLocation", required=False, max_len=128) or "1"
+    driver, table, location, fields = await _simulator_table(request)
     fields.done()
     return web.json_response(bill_json(_sim_call(lambda: driver.open_new_bill(location, table))))
 
@@ -181,11 +189,7 @@ async def simulator_seat(request: web.Request) -> web.Response:
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/items")
 async def simulator_add_item(request: web.Request) -> web.Response:
     """A waiter adds a line to the open bill (its version changes: payers must re-fetch)."""
-    runtime = _admin(request)
-    driver = _simulator(runtime, request.match_info["driver"])
-    table = parse_table_number(request.match_info["table"])
-    fields = await _json(request)
-    location = fields.string("posLocation", required=False, max_len=128) or "1"
+    driver, table, location, fields = await _simulator_table(request)
     item = BillItem(
         name=fields.string("name", max_len=100) or "",
         quantity=fields.minor_units("quantity", required=False) or 1,
@@ -199,11 +203,7 @@ async def simulator_add_item(request: web.Request) -> web.Response:
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/till-payments")
 async def simulator_pay_at_till(request: web.Request) -> web.Response:
     """Staff take cash at the POS itself; the bridge only sees it by re-reading the bill."""
-    runtime = _admin(request)
-    driver = _simulator(runtime, request.match_info["driver"])
-    table = parse_table_number(request.match_info["table"])
-    fields = await _json(request)
-    location = fields.string("posLocation", required=False, max_len=128) or "1"
+    driver, table, location, fields = await _simulator_table(request)
     amount = fields.minor_units("amount") or 0
     fields.done()
     bill = _sim_call(lambda: driver.pay_at_till(location, table, amount))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bridge.config import ConfigError, TomlTable
+from bridge.config import LOG_LEVELS, ConfigError, TomlTable
 from bridge.tunnel.messages import MIN_MAX_FRAME_BYTES
 
 MIB = 1024 * 1024
@@ -116,17 +116,8 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
     root = TomlTable(data, "")
     relay = root.table("relay")
     venues_file = Path(relay.text("venues_file", "venues.toml"))
-    token = relay.text("operator_token", "")
-    token_env = relay.text("operator_token_env", "")
-    if token_env:
-        token = env.get(token_env, "")
-        if not token:
-            raise ConfigError(relay.key("operator_token_env"), f"{token_env} is empty")
-    if len(token) < 16:
-        raise ConfigError(relay.key("operator_token"), "must be set, at least 16 characters")
-    log_level = relay.text("log_level", "info").lower()
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(relay.key("log_level"), "must be debug, info, warning or error")
+    token = relay.secret("operator_token", env)
+    log_level = relay.choice("log_level", "info", LOG_LEVELS)
     host = relay.text("host", "127.0.0.1")
     port = relay.integer("port", 8443, 0, 65535) or 0
     metrics_public = relay.raw("metrics_public", False)
