@@ -47,7 +47,10 @@ def test_a_nats_section_is_read(tmp_path):
             "limits.max_message_bytes:",
         ),
         ({"relay": {"operator_token": "o" * 20}, "limit": {}}, "limit: unknown key"),
-        ({"relay": {"operator_token_env": "NOPE"}}, "relay.operator_token_env: environment variable NOPE is empty"),
+        (
+            {"relay": {"operator_token_env": "NOPE"}},
+            "relay.operator_token_env: environment variable NOPE is empty",
+        ),
         ({"relay": {"operator_token": "o" * 20}, "nats": {}}, "nats.url: is required"),
         (
             {"relay": {"operator_token": "o" * 20}, "nats": {"url": "http://127.0.0.1:4222"}},

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from bridge.relay.config import RelayConfig
 from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
 from tests.relay.harness import (
     OPERATOR_TOKEN,
+    RunningRelay,
     add_venues,
     free_port,
     relay_config,
@@ -124,16 +129,25 @@ def echo_app(events: dict[str, object]) -> web.Application:
     return app
 
 
-async def test_paths_and_headers_pass_verbatim_minus_hop_by_hop(tmp_path):
-    config = relay_config(tmp_path)
+@contextlib.asynccontextmanager
+async def echo_venue(
+    tmp_path: Path, config: RelayConfig, seen: dict[str, object]
+) -> AsyncIterator[tuple[RunningRelay, aiohttp.ClientSession]]:
+    """Venue cafe-a, an echo app behind its tunnel, registered on a running relay."""
     token = add_venues(config, "cafe-a")["cafe-a"]
     async with (
         running_relay(config) as relay,
-        serving(echo_app({})) as local,
+        serving(echo_app(seen)) as local,
         running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
         aiohttp.ClientSession() as http,
     ):
         await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+        yield relay, http
+
+
+async def test_paths_and_headers_pass_verbatim_minus_hop_by_hop(tmp_path):
+    config = relay_config(tmp_path)
+    async with echo_venue(tmp_path, config, {}) as (relay, http):
         url = URL(f"{relay.url}/v/cafe-a/echo?a=1&b=%2F%20x", encoded=True)
         headers = {"X-Custom": "kept", "X-Forwarded-For": "10.1.2.3", "Keep-Alive": "timeout=5"}
         async with http.get(url, headers=headers) as response:
@@ -145,15 +159,8 @@ async def test_paths_and_headers_pass_verbatim_minus_hop_by_hop(tmp_path):
 
 async def test_10_mib_request_and_response_bodies_cross_intact(tmp_path):
     config = relay_config(tmp_path)
-    token = add_venues(config, "cafe-a")["cafe-a"]
     upload = os.urandom(10 * MIB)
-    async with (
-        running_relay(config) as relay,
-        serving(echo_app({})) as local,
-        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
-        aiohttp.ClientSession() as http,
-    ):
-        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+    async with echo_venue(tmp_path, config, {}) as (relay, http):
         async with http.post(f"{relay.url}/v/cafe-a/echo", data=upload) as response:
             assert response.status == 200
             assert sha(await response.read()) == sha(upload)
@@ -167,15 +174,8 @@ async def test_10_mib_request_and_response_bodies_cross_intact(tmp_path):
 
 async def test_past_the_deadline_it_is_504_and_the_bridge_is_told_to_stop(tmp_path):
     config = relay_config(tmp_path, request_timeout_s=0.3)
-    token = add_venues(config, "cafe-a")["cafe-a"]
     seen: dict[str, object] = {}
-    async with (
-        running_relay(config) as relay,
-        serving(echo_app(seen)) as local,
-        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
-        aiohttp.ClientSession() as http,
-    ):
-        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+    async with echo_venue(tmp_path, config, seen) as (relay, http):
         async with http.get(f"{relay.url}/v/cafe-a/slow") as response:
             assert response.status == 504
             assert (await response.json())["error"] == "pos_timeout"
@@ -184,14 +184,7 @@ async def test_past_the_deadline_it_is_504_and_the_bridge_is_told_to_stop(tmp_pa
 
 async def test_a_body_over_the_limit_is_413(tmp_path):
     config = relay_config(tmp_path, max_body_bytes=100_000)
-    token = add_venues(config, "cafe-a")["cafe-a"]
-    async with (
-        running_relay(config) as relay,
-        serving(echo_app({})) as local,
-        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
-        aiohttp.ClientSession() as http,
-    ):
-        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+    async with echo_venue(tmp_path, config, {}) as (relay, http):
         url = f"{relay.url}/v/cafe-a/echo"
         async with http.post(url, data=b"x" * 100_001) as response:  # announced length
             assert response.status == 413
