@@ -31,6 +31,7 @@ from bridge.relay.config import RelayLimits
 from bridge.relay.registry import Registry, VenueLink
 from bridge.tunnel.messages import CancelCode, ResponseHead
 from bridge.tunnel_io import (
+    READ_BYTES,
     StreamCancelledError,
     TunnelGoneError,
     TunnelStream,
@@ -40,7 +41,6 @@ from bridge.tunnel_io import (
 
 logger = logging.getLogger(__name__)
 
-READ_BYTES = 64 * 1024
 
 #: Reads the next piece of a request body; ``b""`` at its end.
 BodyReader = Callable[[], Awaitable[bytes]]

@@ -8,6 +8,7 @@ from bridge.http.headers import HOP_BY_HOP, end_to_end
 from bridge.tunnel_io.connection import (
     CLOSE_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_BYTES,
+    READ_BYTES,
     TunnelConnection,
     pump,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "CLOSE_TIMEOUT_S",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "HOP_BY_HOP",
+    "READ_BYTES",
     "StreamCancelledError",
     "TunnelConnection",
     "TunnelGoneError",

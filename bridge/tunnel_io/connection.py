@@ -351,6 +351,11 @@ class TunnelConnection:
             await self._close_ws()
 
 
+#: How much of a body ``pump``'s callers read at a time: a few frames' worth, so memory per
+#: stream stays small while syscalls stay few.
+READ_BYTES = 64 * 1024
+
+
 async def pump(read: Callable[[], Awaitable[bytes]], conn: TunnelConnection, sid: int) -> int:
     """Copy a body from ``read`` (``b""`` at its end) into stream ``sid``, end it, and wait
     until all of it is framed. Returns the byte count."""

@@ -21,6 +21,7 @@ from yarl import URL
 
 from bridge.tunnel.messages import CancelCode, RequestHead
 from bridge.tunnel_io import (
+    READ_BYTES,
     StreamCancelledError,
     TunnelGoneError,
     TunnelStream,
@@ -30,7 +31,6 @@ from bridge.tunnel_io import (
 
 logger = logging.getLogger(__name__)
 
-READ_BYTES = 64 * 1024
 _SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _UNREACHABLE = (
     b'{"error":"bridge_unreachable","message":"the bridge did not answer its tunnel","details":{}}'

@@ -47,9 +47,13 @@ _SIMULATOR = {
 }
 
 
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _simulator_table_op(operation_id: str, summary: str, answer: str) -> dict[str, Any]:
     """A technician's simulator operation on one table, answered with the bill."""
-    driver = {"name": "driver", "in": "path", "required": True, "schema": {"type": "string"}}
+    driver = _path_param("driver")
     return {
         "post": {
             "operationId": operation_id,
@@ -143,12 +147,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Where a payment is now.",
                     "parameters": [
                         _LOCATION,
-                        {
-                            "name": "paymentId",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        _path_param("paymentId"),
                     ],
                     "security": _PLATFORM_AUTH,
                     "responses": {
@@ -181,18 +180,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "A payment and its audit trail.",
                     "security": _ADMIN_AUTH,
                     "parameters": [
-                        {
-                            "name": "platform",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "paymentId",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        _path_param("platform"),
+                        _path_param("paymentId"),
                     ],
                     "responses": {
                         "200": json_content({"type": "object"}, "Payment and audit."),
@@ -206,10 +195,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "paymentRetry",
                     "summary": "Send a payment that needs attention back to the outbox.",
                     "security": _ADMIN_AUTH,
-                    "parameters": [
-                        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                        for n in ("platform", "paymentId")
-                    ],
+                    "parameters": [_path_param(n) for n in ("platform", "paymentId")],
                     "requestBody": {
                         "content": {
                             "application/json": {
@@ -234,14 +220,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "simulatorMode",
                     "summary": "Simulated POS: online/offline/failing, latency.",
                     "security": _ADMIN_AUTH,
-                    "parameters": [
-                        {
-                            "name": "driver",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_path_param("driver")],
                     "requestBody": {
                         "content": {
                             "application/json": {
