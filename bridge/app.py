@@ -93,7 +93,6 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     db = Database(runtime.config.database_path)
     await db.open()
-    runtime.db = db
     runtime._store = PaymentStore(db)
     yield
     await db.close()

@@ -12,7 +12,6 @@ from bridge.config import Config
 from bridge.services.health import PosHealth
 from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
-from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from drivers.base import PosDriver
 
@@ -24,7 +23,6 @@ class Runtime:
     config: Config
     clock: Callable[[], datetime]
     started_at: datetime
-    db: Database | None = None
     drivers: dict[str, PosDriver] = field(default_factory=dict)
     _store: PaymentStore | None = None
     _health: PosHealth | None = None

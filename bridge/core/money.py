@@ -77,11 +77,3 @@ class Money:
         sign = "-" if self.minor < 0 else ""
         units, cents = divmod(abs(self.minor), 100)
         return f"{sign}{units}.{cents:02d} {self.currency}"
-
-
-def total(amounts: list[Money], currency: str) -> Money:
-    """Sum ``amounts``, all in ``currency``; the empty sum is zero."""
-    result = Money.zero(currency)
-    for amount in amounts:
-        result = result + amount
-    return result

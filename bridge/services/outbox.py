@@ -104,14 +104,6 @@ class OutboxWorker:
                 logger.exception("outbox step failed; retrying")
                 await asyncio.sleep(self._settings.idle_poll_s)
 
-    async def drain(self) -> int:
-        """Process every entry that is due now; for tests and the CLI."""
-        done = 0
-        while (claim := await self._claim()) is not None:
-            await self.process(claim)
-            done += 1
-        return done
-
     async def _claim(self) -> OutboxClaim | None:
         now = self._clock()
         stale = now - timedelta(seconds=self._settings.claim_timeout_s)

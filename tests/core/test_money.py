@@ -1,6 +1,6 @@
 import pytest
 
-from bridge.core.money import CurrencyMismatchError, Money, total
+from bridge.core.money import CurrencyMismatchError, Money
 
 
 def test_money_adds_and_subtracts_in_one_currency():
@@ -35,8 +35,3 @@ def test_money_multiplies_only_by_int():
 def test_money_prints_major_units_without_floats():
     assert str(Money(-1205, "AUD")) == "-12.05 AUD"
     assert str(Money(7, "GBP")) == "0.07 GBP"
-
-
-def test_total_of_nothing_is_zero():
-    assert total([], "SGD") == Money(0, "SGD")
-    assert total([Money(1, "SGD"), Money(2, "SGD")], "SGD") == Money(3, "SGD")
