@@ -52,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     add_venue.add_argument("name")
     add_venue.add_argument("--config", default=argparse.SUPPRESS)
 
+    emulator = commands.add_parser(
+        "pos-emulator", help="a POS speaking a reference wire protocol (tcp, serial, file)"
+    )
+    emulator.add_argument(
+        "url", help="tcp://127.0.0.1:4001, serial:pty (opens a pty pair), file:///folder"
+    )
+    emulator.add_argument("--state", type=Path, default=None, help="SQLite file for its bills")
+    emulator.add_argument("--control-port", type=int, default=None, help="fault control API")
+    emulator.add_argument("--tables", type=int, default=20)
+    emulator.add_argument("--seed", type=int, default=1)
+
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -159,7 +170,19 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pos_emulator(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from drivers.emulator.run import make_pos, run_forever
+
+    pos = make_pos(args.state, tables=args.tables, seed=args.seed)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_forever(args.url, pos, args.control_port))
+    return 0
+
+
 _COMMANDS = {
+    "pos-emulator": _pos_emulator,
     "relay": _relay,
     "serve": _serve,
     "check-config": _check,

@@ -49,6 +49,7 @@ from drivers.errors import (
     PosUnavailableError,
     UnknownTableError,
 )
+from drivers.options import int_option, reject_unknown
 from drivers.simulator import model
 
 MODES = ("online", "offline", "failing", "lossy")
@@ -95,14 +96,13 @@ class SimulatorDriver:
         # In memory the bill caches are the bills: writing their JSON to a :memory: database
         # nobody reads again only cost CPU. Tables and payments still go through SQLite.
         self._persist_bills = self._path != ":memory:"
-        self._tables = _int_option(options, "tables", 20, 1, 999)
-        self._seed = _int_option(options, "seed", 1, 0, 2**31)
+        self._tables = int_option(options, "tables", 20, 1, 999)
+        self._seed = int_option(options, "seed", 1, 0, 2**31)
         self._currency = str(options.pop("currency", "AUD"))
         if self._currency not in CURRENCIES:
             raise DriverConfigError("options.currency", f"unsupported currency {self._currency!r}")
-        self.control = SimulatorMode(latency_ms=_int_option(options, "latency_ms", 0, 0, 60_000))
-        if options:
-            raise DriverConfigError(f"options.{sorted(options)[0]}", "unknown option")
+        self.control = SimulatorMode(latency_ms=int_option(options, "latency_ms", 0, 0, 60_000))
+        reject_unknown(options)
         self._db: sqlite3.Connection | None = None
         # Read-through caches of the file: this driver is the file's only writer, and
         # parsing a bill's JSON on every call was a fifth of a payment's CPU (bench/).
@@ -400,10 +400,3 @@ class SimulatorDriver:
 
 def _reference(seq: int) -> str:
     return f"SIM-{seq:06d}"
-
-
-def _int_option(options: dict[str, object], key: str, default: int, low: int, high: int) -> int:
-    value = options.pop(key, default)
-    if type(value) is not int or not low <= value <= high:
-        raise DriverConfigError(f"options.{key}", f"must be an integer from {low} to {high}")
-    return value

@@ -1,0 +1,1 @@
+"""The POS emulator: the simulator's bills speaking each reference wire protocol."""
