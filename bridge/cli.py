@@ -101,10 +101,34 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Exit 1 when a configured driver's plugin is broken: the bridge would start without it."""
+    import logging
+
     from bridge.app import build_drivers
+    from drivers.registry import available_drivers, check_drivers
+    from drivers.unloaded import UnloadedDriver
 
     config = load_config(args.config)
-    build_drivers(config)
+    logging.disable(logging.ERROR)  # the failures are reported below, once, without traces
+    try:
+        drivers = build_drivers(config)
+        installed = check_drivers()
+    finally:
+        logging.disable(logging.NOTSET)
+    print("installed drivers (entry points pos_bridge.drivers):")
+    for scheme, target in sorted(available_drivers().items()):
+        problem = installed.get(scheme)
+        print(f"  {scheme:<12} {target}  {'BROKEN: ' + problem if problem else 'ok'}")
+    broken = {n: d for n, d in drivers.items() if isinstance(d, UnloadedDriver)}
+    for name, driver in broken.items():
+        users = [k for k, loc in config.locations.items() if loc.driver == name] or ["none"]
+        print(
+            f"drivers.{name}: {driver.reason}; the bridge starts without it, and its"
+            f" locations ({', '.join(users)}) answer 503 pos_offline",
+            file=sys.stderr,
+        )
+    if broken:
+        return 1
     print(f"ok: {len(config.drivers)} driver(s), {len(config.locations)} location(s)")
     return 0
 

@@ -16,33 +16,18 @@ from pathlib import Path
 import pytest
 
 from drivers.conformance import EmulatorControl, KitTarget, SimulatorControl, target_from_url
-from drivers.emulator.run import SERVERS, make_pos, running_emulator
+from drivers.emulator.run import make_pos, running_emulator
 from drivers.registry import available_drivers
+from tests.emulators import emulated_schemes, emulator_url
 
 TABLES = 12  # more than the checks that pay need (one table each), as a vendor's POS would
 REPLY_TIMEOUT_MS = 400  # the wire drivers' timeout_ms: a silent POS costs this per call
 
-#: Where each reference emulator serves; any other scheme in SERVERS gets a TCP port.
-EMULATOR_URLS = {
-    "serial": "serial:pty",
-    "tcp": "tcp://127.0.0.1:0",
-    "file": "file://{folder}",
-}
-
 
 def driver_params() -> list[object]:
-    params: list[object] = [pytest.param("simulator", id="simulator")]
-    installed = available_drivers()
-    for scheme in sorted({*EMULATOR_URLS, *SERVERS}):
-        reason = ""
-        if scheme not in SERVERS:
-            reason = f"no {scheme!r} emulator server in drivers/emulator/run.py SERVERS yet"
-        elif scheme not in installed:
-            reason = f"no {scheme!r} driver registered under pos_bridge.drivers"
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(scheme, id=scheme, marks=marks))
+    params: list[object] = [pytest.param("simulator", id="simulator"), *emulated_schemes()]
     reason = "examples/acme-pos-driver is not installed (bash .ci/run installs it)"
-    marks = [] if "acme" in installed else [pytest.mark.skip(reason=reason)]
+    marks = [] if "acme" in available_drivers() else [pytest.mark.skip(reason=reason)]
     params.append(pytest.param("acme", id="acme", marks=marks))
     return params
 
@@ -59,9 +44,7 @@ async def kit_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             url, {"tables": TABLES}, control=SimulatorControl(), call_timeout_s=5, recovery_s=5
         )
         return
-    folder = tmp_path / "pos-folder"
-    folder.mkdir()
-    url = EMULATOR_URLS.get(scheme, f"{scheme}://127.0.0.1:0").format(folder=folder)
+    url = emulator_url(scheme, tmp_path / "pos-folder")
     pos = make_pos(tmp_path / "pos.sqlite3", tables=TABLES)
     async with running_emulator(url, pos, control_port=0) as (driver_url, control_url):
         assert control_url is not None
