@@ -29,7 +29,7 @@ class FloatMoney(SimulatorDriver):
         bill = await super().get_open_bill(location, table)
         if bill is None:
             return None
-        items = tuple(replace(i, amount=i.amount / 1) for i in bill.items)
+        items = tuple(replace(i, amount=i.amount / 100) for i in bill.items)  # type: ignore[arg-type]
         return replace(bill, items=items)
 
 

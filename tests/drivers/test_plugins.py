@@ -125,3 +125,21 @@ def test_check_config_lists_installed_drivers_and_names_the_broken_one(tmp_path:
     assert bad.returncode == 1
     assert "drivers.bad: driver 'broken' failed to load" in bad.stderr
     assert "(loc-bad) answer 503 pos_offline" in bad.stderr
+
+
+async def test_a_driver_that_fails_to_open_is_skipped_and_the_others_serve(
+    aiohttp_client: ClientFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = config_data(tmp_path)
+    missing = tmp_path / "no-such-folder" / "pos.sqlite3"  # SQLite cannot create it
+    data["drivers"]["bad"] = {"url": f"simulator://{missing}"}
+    data["locations"]["loc-bad"] = {**data["locations"]["loc-main"], "driver": "bad"}
+    config = make_config(tmp_path, **data)
+    with caplog.at_level(logging.ERROR):
+        client: TestClient = await aiohttp_client(create_app(config))
+    assert any("drivers.bad: open() failed" in r.getMessage() for r in caplog.records)
+    assert (await fetch_bill(client, 1))["balance"] > 0
+    response = await client.get(loke_url(1, location="loc-bad"), headers=LOKE_AUTH)
+    body = await response.json()
+    assert response.status == 503 and body["error"] == "pos_offline"
+    assert "failed to open" in body["details"]["detail"]
