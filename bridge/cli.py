@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     kit.add_argument("--call-timeout", type=float, default=15.0, metavar="SECONDS")
     kit.add_argument("--recovery", type=float, default=20.0, metavar="SECONDS")
     kit.add_argument("--json", action="store_true", help="results as JSON")
+    kit.add_argument("--verbose", action="store_true", help="show the driver's own log")
 
     args = parser.parse_args(argv)
     try:
@@ -258,6 +259,13 @@ def _driver_check(args: argparse.Namespace) -> int:
     except DriverConfigError as exc:
         print(f"driver config error: {exc}", file=sys.stderr)
         return 2
+    import logging
+
+    # The checks switch the POS off on purpose: the driver's warnings about it are noise.
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     results = asyncio.run(run_kit(target, args.check))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))

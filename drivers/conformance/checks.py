@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 
 from bridge.core.bill import Bill
 from drivers.base import DriverHealth, DriverInfo, PaymentInstruction, PosDriver, PosPayment, Table
-from drivers.conformance.target import CheckFailed, KitRun
+from drivers.conformance.target import MAX_TABLES_SCANNED, CheckFailed, KitRun
 from drivers.errors import (
     PaymentRefusedError,
     PosOfflineError,
@@ -93,7 +93,7 @@ async def bills_valid(run: KitRun) -> str:
     """Every open bill: integer minor units, a currency code, sums that add up."""
     count = 0
     async with run.driver() as driver:
-        for number in (await run.table_numbers(driver))[:50]:
+        for number in (await run.table_numbers(driver))[:MAX_TABLES_SCANNED]:
             bill = await run.call(driver.get_open_bill(run.target.location, number), "get_bill")
             if bill is not None:
                 _check_bill(bill, number)

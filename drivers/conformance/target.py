@@ -116,7 +116,7 @@ class KitRun:
 
     target: KitTarget
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
-    _free: list[tuple[int, Bill]] | None = None
+    _next_table: int = 0
     _table_numbers: list[int] = field(default_factory=list)
     _payments: int = 0
 
@@ -144,32 +144,34 @@ class KitRun:
             raise
 
     async def table_numbers(self, driver: PosDriver) -> list[int]:
+        """The location's table numbers, sorted (read once per run)."""
         if not self._table_numbers:
             tables = await self.call(driver.list_tables(self.target.location), "list_tables")
+            if not tables:
+                raise CheckFailed(f"no tables at location {self.target.location!r}")
             self._table_numbers = sorted(t.number for t in tables)
         return self._table_numbers
 
     async def take_table(self, driver: PosDriver, why: str) -> Bill:
-        """An open bill of at least MIN_BALANCE_MINOR that no other check of this run uses."""
-        if self._free is None:
-            self._free = []
-            for number in (await self.table_numbers(driver))[:MAX_TABLES_SCANNED]:
-                bill = await self.call(
-                    driver.get_open_bill(self.target.location, number), "get_open_bill"
-                )
-                if bill is not None and bill.balance.minor >= MIN_BALANCE_MINOR:
-                    self._free.append((number, bill))
-        if not self._free:
-            raise CheckFailed(
-                f"not enough POS state for {why}: every check that pays needs its own table"
-                f" with an open bill of at least {MIN_BALANCE_MINOR} minor units at location"
-                f" {self.target.location!r} (see docs/drivers/conformance.md)"
+        """An open bill of at least MIN_BALANCE_MINOR that no other check of this run uses.
+
+        Tables are tried in order, each at most once per run, and only as far as needed: a
+        bill can take a second to read over a 9600-baud line.
+        """
+        numbers = (await self.table_numbers(driver))[:MAX_TABLES_SCANNED]
+        while self._next_table < len(numbers):
+            number = numbers[self._next_table]
+            self._next_table += 1
+            bill = await self.call(
+                driver.get_open_bill(self.target.location, number), "get_open_bill"
             )
-        number, _ = self._free.pop(0)
-        bill = await self.call(driver.get_open_bill(self.target.location, number), "get_open_bill")
-        if bill is None or bill.balance.minor < MIN_BALANCE_MINOR:
-            raise CheckFailed(f"table {number}'s open bill went away while the kit ran")
-        return bill
+            if bill is not None and bill.balance.minor >= MIN_BALANCE_MINOR:
+                return bill
+        raise CheckFailed(
+            f"not enough POS state for {why}: every check that pays needs its own table"
+            f" with an open bill of at least {MIN_BALANCE_MINOR} minor units at location"
+            f" {self.target.location!r} (see docs/drivers/conformance.md)"
+        )
 
     def instruction(
         self, bill: Bill, amount: int, currency: str | None = None

@@ -53,3 +53,18 @@ async def test_a_full_run_reports_every_check_and_does_not_stop_at_a_failure(
     assert by_status["split_payments"] is CheckStatus.FAILED
     assert by_status["list_tables"] is CheckStatus.PASSED
     assert len(results) == len(by_status) == 11
+
+
+async def test_kit_says_when_the_test_pos_holds_too_few_open_bills(tmp_path: Path) -> None:
+    url = urlsplit(f"simulator://{tmp_path / 'pos.sqlite3'}")
+
+    def make() -> PosDriver:
+        return SimulatorDriver(DriverSettings("small", url, {"tables": 2}))
+
+    target = KitTarget(make, "1", SimulatorControl(), call_timeout_s=1, recovery_s=2)
+    results = {r.name: r for r in await run_kit(target)}
+    assert results["split_payments"].status is CheckStatus.PASSED  # table 1
+    assert results["refusals"].status is CheckStatus.PASSED  # table 2
+    starved = results["find_payment"]
+    assert starved.status is CheckStatus.FAILED
+    assert "not enough POS state for find_payment" in starved.detail
