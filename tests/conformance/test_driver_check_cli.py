@@ -3,13 +3,17 @@ and its exit status."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from drivers.conformance import CHECKS
-from tests.crash.process import REPO
+from tests.crash.process import REPO, EmulatorProcess
+from tests.emulators import emulated_schemes, emulator_url
 
 
 def driver_check(*args: str) -> subprocess.CompletedProcess[str]:
@@ -63,3 +67,27 @@ def test_driver_check_names_a_bad_url_or_option_and_exits_2(tmp_path: Path) -> N
     assert unknown.returncode == 2 and "unknown scheme 'com'" in unknown.stderr
     bad = driver_check(f"simulator://{tmp_path / 'pos.db'}", "--option", "tables=zero")
     assert bad.returncode == 2 and "options.tables" in bad.stderr
+
+
+@pytest.mark.parametrize("scheme", emulated_schemes())
+async def test_driver_check_passes_a_reference_driver_against_the_emulator_process(
+    tmp_path: Path, scheme: str
+) -> None:
+    """A vendor's workflow, both halves as processes: ``pos-bridge pos-emulator`` serves a
+    POS, ``pos-bridge driver-check`` runs the kit against the URL it prints, switching it
+    through the control API it prints."""
+    url = emulator_url(scheme, tmp_path / "pos-folder")
+    emulator = EmulatorProcess(url, tmp_path / "pos.sqlite3", 12, tmp_path / "emulator.log")
+    try:
+        emulator.start()
+        driver_url = await emulator.driver_url()
+        done = await asyncio.to_thread(
+            driver_check,
+            driver_url,
+            *("--option", "timeout_ms=400", "--control", emulator.control_url),
+            *("--call-timeout", "5", "--recovery", "10"),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr + emulator.log_tail()
+        assert done.stdout.splitlines()[-1] == f"{len(CHECKS)} passed, 0 failed, 0 skipped"
+    finally:
+        emulator.close()
