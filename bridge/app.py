@@ -33,7 +33,8 @@ from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
 from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError
-from drivers.registry import load_driver
+from drivers.registry import DriverLoadError, load_driver
+from drivers.unloaded import UnloadedDriver
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ def utc_now() -> datetime:
 def build_drivers(config: Config) -> dict[str, PosDriver]:
     """Construct (not open) every configured driver.
 
+    A driver whose plugin fails to import is logged and replaced by an
+    :class:`UnloadedDriver`, so the other drivers' locations keep working.
+
     Raises:
         ConfigError: naming ``drivers.<name>.<key>`` for an unknown scheme or bad option.
     """
@@ -52,6 +56,13 @@ def build_drivers(config: Config) -> dict[str, PosDriver]:
     for name, driver_config in config.drivers.items():
         try:
             factory = load_driver(driver_config.scheme)
+        except DriverLoadError as exc:
+            logger.error("drivers.%s: %s; its locations answer pos_offline", name, exc.message)
+            drivers[name] = UnloadedDriver(driver_config.scheme, exc.message)
+            continue
+        except DriverConfigError as exc:
+            raise ConfigError(f"drivers.{name}.{exc.key}", exc.message) from exc
+        try:
             drivers[name] = factory(
                 DriverSettings(
                     name, driver_config.url, dict(driver_config.options), config.data_dir
@@ -59,6 +70,10 @@ def build_drivers(config: Config) -> dict[str, PosDriver]:
             )
         except DriverConfigError as exc:
             raise ConfigError(f"drivers.{name}.{exc.key}", exc.message) from exc
+        except Exception as exc:  # a plugin's bug, not the config's: skip that driver only
+            logger.exception("drivers.%s: driver %r failed to start", name, driver_config.scheme)
+            reason = f"driver {driver_config.scheme!r} failed to start: {exc!r}"
+            drivers[name] = UnloadedDriver(driver_config.scheme, reason)
     return drivers
 
 
@@ -103,8 +118,14 @@ async def _drivers(app: web.Application) -> AsyncIterator[None]:
     drivers = build_drivers(runtime.config)
     opened: list[PosDriver] = []
     try:
-        for driver in drivers.values():
-            await driver.open()
+        for name, driver in drivers.items():
+            try:
+                await driver.open()
+            except Exception as exc:  # a plugin's bug must not stop the other drivers
+                logger.exception("drivers.%s: open() failed; its locations answer 503", name)
+                reason = f"driver {type(driver).__name__} failed to open: {exc!r}"
+                drivers[name] = UnloadedDriver(type(driver).__name__, reason)
+                continue
             opened.append(driver)
         runtime.drivers = drivers
         yield

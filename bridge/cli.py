@@ -63,6 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     emulator.add_argument("--tables", type=int, default=20)
     emulator.add_argument("--seed", type=int, default=1)
 
+    kit = commands.add_parser(
+        "driver-check", help="run the conformance kit against a driver and its test POS"
+    )
+    kit.add_argument("url", help="the driver's URL, as in [drivers.<name>] url")
+    kit.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a driver option"
+    )
+    kit.add_argument("--location", default="1", help="the POS location holding the kit's tables")
+    kit.add_argument(
+        "--control",
+        default=None,
+        help="switches the POS off and on: an emulator's control URL (http://127.0.0.1:N),"
+        " 'simulator' (the default for simulator: URLs), or 'none': those checks then skip",
+    )
+    kit.add_argument("--check", action="append", default=None, help="run only this check")
+    kit.add_argument("--call-timeout", type=float, default=15.0, metavar="SECONDS")
+    kit.add_argument("--recovery", type=float, default=20.0, metavar="SECONDS")
+    kit.add_argument("--json", action="store_true", help="results as JSON")
+    kit.add_argument("--verbose", action="store_true", help="show the driver's own log")
+
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -82,10 +102,34 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Exit 1 when a configured driver's plugin is broken: the bridge would start without it."""
+    import logging
+
     from bridge.app import build_drivers
+    from drivers.registry import available_drivers, check_drivers
+    from drivers.unloaded import UnloadedDriver
 
     config = load_config(args.config)
-    build_drivers(config)
+    logging.disable(logging.ERROR)  # the failures are reported below, once, without traces
+    try:
+        drivers = build_drivers(config)
+        installed = check_drivers()
+    finally:
+        logging.disable(logging.NOTSET)
+    print("installed drivers (entry points pos_bridge.drivers):")
+    for scheme, target in sorted(available_drivers().items()):
+        problem = installed.get(scheme)
+        print(f"  {scheme:<12} {target}  {'BROKEN: ' + problem if problem else 'ok'}")
+    broken = {n: d for n, d in drivers.items() if isinstance(d, UnloadedDriver)}
+    for name, driver in broken.items():
+        users = [k for k, loc in config.locations.items() if loc.driver == name] or ["none"]
+        print(
+            f"drivers.{name}: {driver.reason}; the bridge starts without it, and its"
+            f" locations ({', '.join(users)}) answer 503 pos_offline",
+            file=sys.stderr,
+        )
+    if broken:
+        return 1
     print(f"ok: {len(config.drivers)} driver(s), {len(config.locations)} location(s)")
     return 0
 
@@ -181,7 +225,71 @@ def _pos_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _driver_check(args: argparse.Namespace) -> int:
+    from drivers.conformance import CHECKS, EmulatorControl, SimulatorControl, run_kit
+    from drivers.conformance.control import PosControl
+    from drivers.conformance.runner import format_results
+    from drivers.conformance.target import target_from_url
+    from drivers.errors import DriverConfigError
+
+    unknown = [name for name in args.check or () if name not in CHECKS]
+    if unknown:
+        print(f"unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})", file=sys.stderr)
+        return 2
+    control_name = args.control
+    if control_name is None and args.url.startswith("simulator:"):
+        control_name = "simulator"
+    try:
+        options = dict(_option(text) for text in args.option)
+        control: PosControl | None = None
+        if control_name in ("", "none"):
+            control = None
+        elif control_name == "simulator":
+            control = SimulatorControl()
+        elif control_name:
+            control = EmulatorControl(control_name)
+        target = target_from_url(
+            args.url,
+            options,
+            location=args.location,
+            control=control,
+            call_timeout_s=args.call_timeout,
+            recovery_s=args.recovery,
+        )
+    except DriverConfigError as exc:
+        print(f"driver config error: {exc}", file=sys.stderr)
+        return 2
+    import logging
+
+    # The checks switch the POS off on purpose: the driver's warnings about it are noise.
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    results = asyncio.run(run_kit(target, args.check))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _option(text: str) -> tuple[str, object]:
+    """``key=value`` from the command line: integers and true/false as in TOML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        from drivers.errors import DriverConfigError
+
+        raise DriverConfigError(f"options.{key or text}", "give it as --option KEY=VALUE")
+    if value.lstrip("-").isdigit():
+        return key, int(value)
+    if value in ("true", "false"):
+        return key, value == "true"
+    return key, value
+
+
 _COMMANDS = {
+    "driver-check": _driver_check,
     "pos-emulator": _pos_emulator,
     "relay": _relay,
     "serve": _serve,

@@ -6,7 +6,8 @@ A driver registers under its URL scheme, so a vendor ships a driver as its own p
     acme = "acme_pos.driver:AcmeDriver"
 
 Drivers are imported only when a config names them, and a driver that fails to import is
-reported, not fatal to the others.
+reported (:class:`DriverLoadError`), not fatal to the others: the bridge puts an
+:class:`~drivers.unloaded.UnloadedDriver` in its place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ ENTRY_POINT_GROUP = "pos_bridge.drivers"
 logger = logging.getLogger(__name__)
 
 
+class DriverLoadError(DriverConfigError):
+    """The driver's package is installed but fails to import (a broken plugin)."""
+
+    def __init__(self, name: str, cause: BaseException) -> None:
+        super().__init__("url", f"driver {name!r} failed to load: {cause!r}")
+        self.name = name
+
+
 def available_drivers() -> dict[str, str]:
     """Registered driver names and the objects they point at, without importing them."""
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -31,7 +40,8 @@ def load_driver(name: str) -> DriverFactory:
     """Import the driver registered as ``name``.
 
     Raises:
-        DriverConfigError: nothing is registered under ``name``, or it failed to import.
+        DriverConfigError: nothing is registered under ``name``.
+        DriverLoadError: it is registered but failed to import (logged with its traceback).
     """
     matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not matches:
@@ -41,5 +51,18 @@ def load_driver(name: str) -> DriverFactory:
         factory: DriverFactory = matches[0].load()
     except Exception as exc:  # a broken plugin must not take the bridge down
         logger.exception("driver %s failed to load", name)
-        raise DriverConfigError("url", f"driver {name!r} failed to load: {exc}") from exc
+        raise DriverLoadError(name, exc) from exc
     return factory
+
+
+def check_drivers() -> dict[str, str | None]:
+    """Every registered driver, imported: ``None`` if it loads, else why not."""
+    problems: dict[str, str | None] = {}
+    for name in sorted(available_drivers()):
+        try:
+            load_driver(name)
+        except DriverConfigError as exc:
+            problems[name] = exc.message
+        else:
+            problems[name] = None
+    return problems

@@ -15,6 +15,14 @@ up (balance = total - payments, closed iff the balance is 0, and equal to what t
 2xx answers imply). From the bridge's file: every 2xx payment is ``applied`` with the POS's
 reference, the replay records match the answers, and every audit trail is an unbroken chain.
 
+The same run is repeated with each real driver in place of the simulator (one per scheme in
+``drivers/emulator/run.py`` ``SERVERS``; skipped until its emulator server is merged): the POS
+is then ``pos-bridge pos-emulator`` in its own process, keeping its bills in a simulator
+state file that the verification reads the same way; the bridge's ``[drivers.main]`` is the
+driver URL the emulator prints, and the POS is switched through the emulator's control API
+(``offline`` = silent, ``failing`` = reboot, ``lossy`` = replies dropped). It is never
+restarted: only the bridge is killed.
+
 ``CRASH_SEED=<n> pytest tests/test_crash.py -s`` replays a scenario (timing still varies) and
 prints a summary.
 """
@@ -25,8 +33,11 @@ import asyncio
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -34,9 +45,20 @@ import pytest
 from bridge.config import load_config
 from bridge.platforms.loke import PLATFORM
 from tests.conftest import config_data
-from tests.crash.load import Answer, CrashLoad, PlannedBill, admin_json, plan_payments, until
-from tests.crash.process import HOST, BridgeProcess, free_port, to_toml
+from tests.crash.load import (
+    Answer,
+    CrashLoad,
+    EmulatorSwitch,
+    PlannedBill,
+    PosSwitch,
+    SimulatorSwitch,
+    admin_json,
+    plan_payments,
+    until,
+)
+from tests.crash.process import HOST, BridgeProcess, EmulatorProcess, free_port, to_toml
 from tests.crash.verify import check_bridge, check_pos
+from tests.emulators import emulated_schemes, emulator_url
 
 SEED = int(os.environ.get("CRASH_SEED", "7301"))
 TABLES = 160  # one open bill each: 1–4 payers per bill gives well over 300 payments
@@ -45,23 +67,44 @@ WINDOW_S = 12.0  # bills start at random moments over this many seconds
 LOAD_BUDGET_S = 60.0  # no payer retries past this; the test fails instead (a run takes ~15s)
 POS_LATENCY_MS = 20  # every POS call takes a moment, so kills and switches land mid-call
 MIN_KILLS = 5
+# Over a wire driver every call shares one link (a serial line answers one request at a
+# time), so the POS is quicker and the reply timeout longer than the simulator's latency
+# would suggest: a silent POS costs REPLY_TIMEOUT_MS per call, a busy one must not time out.
+EMULATOR_LATENCY_MS = 5
+REPLY_TIMEOUT_MS = 500
 
 
-def write_config(tmp_path: Path, port: int, sim_path: Path) -> Path:
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """How big a run is: tables (one open bill each), the window bills start in, the fewest
+    payments the plan must hold, and how many times the bridge is killed."""
+
+    tables: int
+    window_s: float
+    min_payments: int
+    kills: tuple[int, int]
+
+
+SIMULATOR = Scenario(TABLES, WINDOW_S, 300, (6, 7))
+# Over a wire driver a silent POS costs a reply timeout per call and a restart waits for one
+# health probe, so each run is smaller to stay near 20 s; every promise is checked the same.
+EMULATED = Scenario(72, 6.0, 150, (MIN_KILLS, MIN_KILLS))
+
+
+def write_config(tmp_path: Path, port: int, driver: dict[str, Any]) -> Path:
     data = config_data(tmp_path)
     data["server"] = {"host": HOST, "port": port}
-    options = {"tables": TABLES, "latency_ms": POS_LATENCY_MS}
-    data["drivers"] = {"main": {"url": f"simulator://{sim_path}", "options": options}}
+    data["drivers"] = {"main": driver}
     data["outbox"] = {"retry_initial_s": 0.05, "retry_max_s": 0.2, "idle_poll_s": 0.05}
     data["health"] = {"probe_interval_s": 0.1}
     path = tmp_path / "bridge.toml"
     path.write_text(to_toml(data))
     config = load_config(path, {})  # the file says what we meant
-    assert config.server.port == port and config.drivers["main"].url.path == str(sim_path)
+    assert config.server.port == port and config.drivers["main"].url == urlsplit(driver["url"])
     return path
 
 
-async def fetch_all_bills(load: CrashLoad) -> dict[int, dict[str, Any]]:
+async def fetch_all_bills(load: CrashLoad, tables: int) -> dict[int, dict[str, Any]]:
     """Every table's open bill before the load: the plan splits these balances."""
     gate = asyncio.Semaphore(16)
 
@@ -69,14 +112,15 @@ async def fetch_all_bills(load: CrashLoad) -> dict[int, dict[str, Any]]:
         async with gate:
             return table, await load.fetch_bill(table)
 
-    fetched = await asyncio.gather(*(one(t) for t in range(1, TABLES + 1)))
+    fetched = await asyncio.gather(*(one(t) for t in range(1, tables + 1)))
     bills = {table: bill for table, bill in fetched if bill is not None}
-    assert len(bills) == TABLES, f"seed {SEED}: {load.ledger.problems}"
+    assert len(bills) == tables, f"seed {SEED}: {load.ledger.problems}"
     assert all(b["balance"] == b["total"] > 0 and not b["payments"] for b in bills.values())
     return bills
 
 
 def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
+    tables = len(plan)
     answers: dict[str, Answer] = load.ledger.answers
     planned = sum(len(b.payments) for b in plan)
     by_status = Counter(a.status for a in answers.values())
@@ -88,7 +132,7 @@ def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
     events = load.ledger.events
     restart = sum(load.restart_s) / len(load.restart_s) if load.restart_s else 0.0
     return (
-        f"crash test seed {SEED}: {planned} payments on {TABLES} bills in {elapsed:.1f}s;"
+        f"crash test seed {SEED}: {planned} payments on {tables} bills in {elapsed:.1f}s;"
         f" 201={by_status[201]} 202={by_status[202]}"
         f" 4xx={sum(n for s, n in by_status.items() if 400 <= s < 500)} {dict(refusals)}"
         f" by bill kind {dict(refused_by_kind)};"
@@ -103,11 +147,58 @@ def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
 
 @pytest.mark.timeout(240)
 async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path) -> None:
+    sim_path = tmp_path / "sim.sqlite3"
+    options = {"tables": TABLES, "latency_ms": POS_LATENCY_MS}
+    driver = {"url": f"simulator://{sim_path}", "options": options}
+    await crash_run(tmp_path, driver, sim_path, SimulatorSwitch, SIMULATOR)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("scheme", emulated_schemes())
+async def test_payments_survive_kill_9_and_pos_outages_over_a_real_driver(
+    tmp_path: Path, scheme: str
+) -> None:
+    """The same, with the POS an emulator process behind the ``scheme`` driver: switched
+    silent, rebooted or losing its replies through its control API, never restarted, and
+    checked from its simulator state file afterwards."""
+    sim_path = tmp_path / "sim.sqlite3"
+    url = emulator_url(scheme, tmp_path / "pos-folder")
+    emulator = EmulatorProcess(url, sim_path, EMULATED.tables, tmp_path / "emulator.log")
+    try:
+        emulator.start()
+        driver = {"url": await emulator.driver_url(), "options": {"timeout_ms": REPLY_TIMEOUT_MS}}
+        switch = EmulatorSwitch(emulator.control_url, EMULATOR_LATENCY_MS)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+
+            async def latency_on() -> bool:
+                try:
+                    return await switch.set(session, "online") is None
+                except (aiohttp.ClientError, TimeoutError):
+                    return False
+
+            await until(latency_on, 10, "the emulator's control API")
+        await crash_run(tmp_path, driver, sim_path, lambda bridge: switch, EMULATED)
+    except BaseException:
+        print(emulator.log_tail())
+        raise
+    finally:
+        emulator.close()
+
+
+async def crash_run(
+    tmp_path: Path,
+    driver: dict[str, Any],
+    sim_path: Path,
+    make_switch: Callable[[BridgeProcess], PosSwitch],
+    scenario: Scenario,
+) -> None:
+    """The scenario of the module docstring with ``driver`` as the bridge's only driver;
+    ``sim_path`` is the simulator state file the POS keeps its bills and payments in."""
     rng = random.Random(SEED)
     port = free_port()
-    sim_path = tmp_path / "sim.sqlite3"
-    config_path = write_config(tmp_path, port, sim_path)
+    config_path = write_config(tmp_path, port, driver)
     bridge = BridgeProcess(config_path, port, tmp_path / "bridge.log")
+    switch = make_switch(bridge)
     loop = asyncio.get_running_loop()
     began = loop.time()
     try:
@@ -117,16 +208,20 @@ async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path) -> None:
         ) as session:
             bridge.start()
             await bridge.wait_ready(session)
-            load = CrashLoad(bridge, session, SEED, deadline=loop.time() + LOAD_BUDGET_S)
-            plan = plan_payments(rng, SEED, await fetch_all_bills(load), WINDOW_S)
+            load = CrashLoad(
+                bridge, session, SEED, deadline=loop.time() + LOAD_BUDGET_S, switch=switch
+            )
+            bills = await fetch_all_bills(load, scenario.tables)
+            plan = plan_payments(rng, SEED, bills, scenario.window_s)
             planned = sum(len(b.payments) for b in plan)
-            assert planned >= 300, f"seed {SEED}: only {planned} payments planned"
+            assert planned >= scenario.min_payments, f"seed {SEED}: only {planned} planned"
 
             stop = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 group.create_task(load.flip_pos(random.Random(f"{SEED}:pos"), stop))
+                kills = rng.randint(*scenario.kills)
                 killer = group.create_task(
-                    load.kill_and_restart(random.Random(f"{SEED}:kill"), rng.randint(6, 7))
+                    load.kill_and_restart(random.Random(f"{SEED}:kill"), kills)
                 )
                 try:
                     await load.launch(plan, reserve=len(plan) // 8)

@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -115,6 +115,70 @@ class Ledger:
     posts_in_flight: int = 0
 
 
+class PosSwitch(Protocol):
+    """Switches the POS ``online`` or away (``offline``, ``failing``, ``lossy``).
+
+    ``set`` returns a problem to report, or ``None``; it raises a ``CUT`` error when its
+    request got no answer. ``resets_on_restart``: a bridge restart brings the POS back
+    online (true of the simulator inside the bridge, not of a POS in its own process).
+    """
+
+    resets_on_restart: bool
+
+    async def set(self, session: aiohttp.ClientSession, mode: str) -> str | None: ...
+
+
+class SimulatorSwitch:
+    """The simulator driver's modes, through the bridge's admin API."""
+
+    resets_on_restart = True
+
+    def __init__(self, bridge: BridgeProcess) -> None:
+        self.bridge = bridge
+
+    async def set(self, session: aiohttp.ClientSession, mode: str) -> str | None:
+        async with session.post(
+            f"{self.bridge.base_url}/api/drivers/main/simulator",
+            json={"mode": mode},
+            headers=ADMIN_AUTH,
+        ) as response:
+            text = await response.text()
+            if response.status != 200:
+                return f"switching the POS {mode}: {response.status} {text[:300]}"
+            return None
+
+
+class EmulatorSwitch:
+    """The POS emulator's faults, through its control API: ``offline`` is silent (it hangs),
+    ``failing`` a reboot (connections cut, nothing accepted for a moment), ``lossy`` drops
+    its replies after carrying requests out. Every reply is ``latency_ms`` late throughout."""
+
+    resets_on_restart = False
+    REBOOT_S = 0.5
+
+    def __init__(self, control_url: str, latency_ms: int) -> None:
+        self.control_url = control_url
+        self.latency_ms = latency_ms
+
+    async def set(self, session: aiohttp.ClientSession, mode: str) -> str | None:
+        if mode == "failing":
+            return await self._send(session, "POST", "/reboot", {"seconds": self.REBOOT_S})
+        faults = {
+            "online": {"silent": False, "drop_replies": False, "delay_ms": self.latency_ms},
+            "offline": {"silent": True},
+            "lossy": {"drop_replies": True},
+        }[mode]
+        return await self._send(session, "PUT", "/faults", faults)
+
+    async def _send(
+        self, session: aiohttp.ClientSession, method: str, path: str, body: dict[str, Any]
+    ) -> str | None:
+        async with session.request(method, self.control_url + path, json=body) as response:
+            if response.status != 200:
+                return f"emulator {method} {path}: {response.status} {await response.text()}"
+            return None
+
+
 class CrashLoad:
     def __init__(
         self,
@@ -122,10 +186,12 @@ class CrashLoad:
         session: aiohttp.ClientSession,
         seed: int,
         deadline: float,
+        switch: PosSwitch | None = None,
     ) -> None:
         self.bridge = bridge
         self.session = session
         self.seed = seed
+        self.switch: PosSwitch = switch or SimulatorSwitch(bridge)
         self.deadline = deadline  # loop time after which nobody retries any more
         self.ledger = Ledger()
         self.kills = 0
@@ -268,17 +334,12 @@ class CrashLoad:
 
     async def set_pos(self, mode: str) -> bool:
         try:
-            async with self.session.post(
-                f"{self.bridge.base_url}/api/drivers/main/simulator",
-                json={"mode": mode},
-                headers=ADMIN_AUTH,
-            ) as response:
-                text = await response.text()
-                if response.status != 200:
-                    self._problem(f"switching the POS {mode}: {response.status} {text[:300]}")
-                return response.status == 200
+            problem = await self.switch.set(self.session, mode)
         except CUT:
             return False
+        if problem is not None:
+            self._problem(problem)
+        return problem is None
 
     async def flip_pos(self, rng: random.Random, stop: asyncio.Event) -> None:
         """Switch the simulated POS away and back at random moments until ``stop``.
@@ -292,7 +353,8 @@ class CrashLoad:
         while not stop.is_set() and not self._late():
             pause = rng.uniform(0.2, 0.9) if mode == "online" else rng.uniform(0.1, 0.7)
             await asyncio.sleep(pause)
-            if generation != self.generation:  # a restart brought the POS back online
+            if self.switch.resets_on_restart and generation != self.generation:
+                # a restart brought the simulator inside the bridge back online
                 mode, generation = "online", self.generation
             wanted = "online"
             if mode == "online":

@@ -151,3 +151,67 @@ class BridgeProcess:
         except OSError:
             return "(no bridge log)"
         return "--- bridge log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+class EmulatorProcess:
+    """``python -m bridge pos-emulator URL --state FILE --control-port N``: a POS in its own
+    process, so that killing the bridge leaves it (and the payments it took) standing."""
+
+    def __init__(self, url: str, state: Path, tables: int, log_path: Path) -> None:
+        self.url = url
+        self.state = state
+        self.tables = tables
+        self.log_path = log_path
+        self.control_url = f"http://{HOST}:{free_port()}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        port = self.control_url.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bridge", "pos-emulator", self.url),
+                *("--state", str(self.state), "--control-port", port),
+                *("--tables", str(self.tables)),
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def driver_url(self, timeout: float = 20.0) -> str:
+        """The driver URL the emulator prints once it serves (a pty's path, a port...)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the POS emulator exited at start\n{self.log_tail()}")
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if "driver url = " in line:
+                    return line.split("driver url = ", 1)[1].strip()
+            await asyncio.sleep(0.03)
+        raise AssertionError(f"the POS emulator was not ready in {timeout}s\n{self.log_tail()}")
+
+    def close(self) -> None:
+        """SIGINT (it shuts down in order), then SIGKILL if it lingers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no emulator log)"
+        return "--- POS emulator log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
