@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from drivers.base import PosDriver
+from drivers.base import DriverSettings, PosDriver
 from drivers.emulator.pos import EmulatedPos
 from drivers.emulator.run import make_pos, running_emulator
 from drivers.errors import (
@@ -189,3 +193,20 @@ async def test_a_peer_not_speaking_pbt1_is_a_dropped_stream_not_a_hang():
     finally:
         await driver.close()
         server.close()
+
+
+def test_config_example_documents_every_option_and_they_are_accepted():
+    text = (Path(__file__).resolve().parents[3] / "config.example.toml").read_text()
+    section = text.split("# [drivers.tcp-example]")[1].split("\n\n")[0]
+    lines = re.findall(r"^# (\[drivers\.tcp-example[\w.]*\]|\w+ = .*)$", section, re.M)
+    example = tomllib.loads("[drivers.tcp-example]\n" + "\n".join(lines))["drivers"]
+    spec = example["tcp-example"]
+    options = spec["options"]
+    assert sorted(options) == [
+        "codec",
+        "connect_timeout_ms",
+        "keepalive_s",
+        "timeout_ms",
+        "write_timeout_ms",
+    ]
+    TcpDriver(DriverSettings("tcp-example", urlsplit(spec["url"]), options))
