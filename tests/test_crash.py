@@ -25,6 +25,8 @@ import asyncio
 import os
 import random
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from tests.conftest import config_data
 from tests.crash.load import Answer, CrashLoad, PlannedBill, admin_json, plan_payments, until
 from tests.crash.process import HOST, BridgeProcess, free_port, to_toml
 from tests.crash.verify import check_bridge, check_pos
+from tests.drivers.tcp.harness import EmulatorProcess
 
 SEED = int(os.environ.get("CRASH_SEED", "7301"))
 TABLES = 160  # one open bill each: 1–4 payers per bill gives well over 300 payments
@@ -45,20 +48,48 @@ WINDOW_S = 12.0  # bills start at random moments over this many seconds
 LOAD_BUDGET_S = 60.0  # no payer retries past this; the test fails instead (a run takes ~15s)
 POS_LATENCY_MS = 20  # every POS call takes a moment, so kills and switches land mid-call
 MIN_KILLS = 5
+WIRE_TIMEOUT_MS = 300  # a wire driver's reply timeout: a silent POS costs this per request
 
 
-def write_config(tmp_path: Path, port: int, sim_path: Path) -> Path:
+def write_config(tmp_path: Path, port: int, sim_path: Path, pos_url: str | None = None) -> Path:
+    """The bridge's config: the simulator in ``sim_path``, or a wire driver at ``pos_url``."""
     data = config_data(tmp_path)
     data["server"] = {"host": HOST, "port": port}
-    options = {"tables": TABLES, "latency_ms": POS_LATENCY_MS}
-    data["drivers"] = {"main": {"url": f"simulator://{sim_path}", "options": options}}
+    if pos_url is None:
+        options: dict[str, Any] = {"tables": TABLES, "latency_ms": POS_LATENCY_MS}
+        data["drivers"] = {"main": {"url": f"simulator://{sim_path}", "options": options}}
+    else:
+        options = {"timeout_ms": WIRE_TIMEOUT_MS, "connect_timeout_ms": WIRE_TIMEOUT_MS}
+        data["drivers"] = {"main": {"url": pos_url, "options": options}}
     data["outbox"] = {"retry_initial_s": 0.05, "retry_max_s": 0.2, "idle_poll_s": 0.05}
     data["health"] = {"probe_interval_s": 0.1}
     path = tmp_path / "bridge.toml"
     path.write_text(to_toml(data))
     config = load_config(path, {})  # the file says what we meant
-    assert config.server.port == port and config.drivers["main"].url.path == str(sim_path)
+    assert config.server.port == port
+    url = config.drivers["main"].url
+    assert (url.geturl() == pos_url) if pos_url else (url.path == str(sim_path))
     return path
+
+
+class EmulatorSwitch:
+    """The POS modes of the crash load, played by the emulator's faults (a wire driver's
+    POS has no simulator admin API): ``offline`` = rebooting (port closed, connections cut);
+    ``failing`` = silent (requests taken, never answered); ``lossy`` = replies dropped after
+    the request is carried out."""
+
+    def __init__(self, emulator: EmulatorProcess) -> None:
+        self.emulator = emulator
+        self.mode = "online"
+
+    async def __call__(self, mode: str) -> bool:
+        if self.mode == "offline" and mode != "offline":
+            await self.emulator.reboot(0)  # listening again at once
+        await self.emulator.faults(silent=mode == "failing", drop_replies=mode == "lossy")
+        if mode == "offline":
+            await self.emulator.reboot(600)
+        self.mode = mode
+        return True
 
 
 async def fetch_all_bills(load: CrashLoad) -> dict[int, dict[str, Any]]:
@@ -101,12 +132,36 @@ def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
     )
 
 
+@pytest.fixture(params=["simulator", "tcp"])
+async def pos(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PosUnderTest]:
+    """The POS: the simulator inside the bridge, or an emulator process behind a wire driver.
+    Either way its state is in ``sim.sqlite3``, which outlives every kill of the bridge."""
+    sim_path = tmp_path / "sim.sqlite3"
+    if request.param == "simulator":
+        yield PosUnderTest(sim_path, None, None)
+        return
+    emulator = EmulatorProcess(sim_path, tmp_path / "emulator.log", tables=TABLES)
+    await emulator.start()
+    try:
+        await emulator.faults(delay_ms=POS_LATENCY_MS)
+        yield PosUnderTest(sim_path, emulator.url, EmulatorSwitch(emulator))
+    finally:
+        await emulator.stop()
+
+
+@dataclass
+class PosUnderTest:
+    sim_path: Path
+    url: str | None  # None: the simulator driver on sim_path
+    switch: Callable[[str], Awaitable[bool]] | None
+
+
 @pytest.mark.timeout(240)
-async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path) -> None:
+async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path, pos: PosUnderTest) -> None:
     rng = random.Random(SEED)
     port = free_port()
-    sim_path = tmp_path / "sim.sqlite3"
-    config_path = write_config(tmp_path, port, sim_path)
+    sim_path = pos.sim_path
+    config_path = write_config(tmp_path, port, sim_path, pos.url)
     bridge = BridgeProcess(config_path, port, tmp_path / "bridge.log")
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -117,7 +172,9 @@ async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path) -> None:
         ) as session:
             bridge.start()
             await bridge.wait_ready(session)
-            load = CrashLoad(bridge, session, SEED, deadline=loop.time() + LOAD_BUDGET_S)
+            load = CrashLoad(
+                bridge, session, SEED, deadline=loop.time() + LOAD_BUDGET_S, switch_pos=pos.switch
+            )
             plan = plan_payments(rng, SEED, await fetch_all_bills(load), WINDOW_S)
             planned = sum(len(b.payments) for b in plan)
             assert planned >= 300, f"seed {SEED}: only {planned} payments planned"

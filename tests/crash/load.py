@@ -122,8 +122,11 @@ class CrashLoad:
         session: aiohttp.ClientSession,
         seed: int,
         deadline: float,
+        switch_pos: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.bridge = bridge
+        #: how the POS is switched (a wire driver's emulator has no simulator admin API)
+        self.switch_pos = switch_pos
         self.session = session
         self.seed = seed
         self.deadline = deadline  # loop time after which nobody retries any more
@@ -267,6 +270,11 @@ class CrashLoad:
     # -- the POS switch ----------------------------------------------------------------------
 
     async def set_pos(self, mode: str) -> bool:
+        if self.switch_pos is not None:
+            try:
+                return await self.switch_pos(mode)
+            except CUT:
+                return False
         try:
             async with self.session.post(
                 f"{self.bridge.base_url}/api/drivers/main/simulator",

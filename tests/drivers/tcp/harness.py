@@ -55,8 +55,9 @@ def payments_on_pos(state: Path, payment_id: str) -> int:
 class EmulatorProcess:
     """The emulated POS in its own process; see the module docstring."""
 
-    def __init__(self, state: Path, log: Path, port: int | None = None) -> None:
+    def __init__(self, state: Path, log: Path, port: int | None = None, tables: int = 8) -> None:
         self.state = state
+        self.tables = tables
         self.log = log
         self.port = port or free_port()
         self.url = f"tcp://{HOST}:{self.port}"
@@ -65,7 +66,7 @@ class EmulatorProcess:
 
     async def start(self) -> None:
         argv = [sys.executable, "-m", "bridge", "pos-emulator", self.url]
-        argv += ["--state", str(self.state), "--control-port", "0", "--tables", "8"]
+        argv += ["--state", str(self.state), "--control-port", "0", "--tables", str(self.tables)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log)
         assert self.proc.stdout is not None
@@ -106,6 +107,12 @@ class EmulatorProcess:
             assert response.status == 200, await response.text()
             result: dict[str, Any] = await response.json()
             return result
+
+    async def reboot(self, seconds: float) -> None:
+        """Cut every connection and refuse new ones for ``seconds`` (0: back at once)."""
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(f"{self.control}/reboot", json={"seconds": seconds})
+            assert response.status == 200, await response.text()
 
     async def requests_seen(self) -> int:
         async with aiohttp.ClientSession() as session:
