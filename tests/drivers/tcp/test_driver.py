@@ -22,7 +22,15 @@ from drivers.errors import (
     UnknownTableError,
 )
 from drivers.registry import load_driver
-from drivers.tcp.driver import TcpDriver
+from drivers.tcp.driver import BUILTIN_CODECS, TcpDriver
+from drivers.wire.messages import (
+    Reply,
+    Request,
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
+)
 from tests.crash.process import free_port
 from tests.drivers.tcp.harness import instruction, tcp_driver
 
@@ -68,8 +76,58 @@ def test_bad_url_or_option_is_a_config_error_naming_its_key(url, options, key):
     assert caught.value.key == key
 
 
-def test_codec_is_chosen_by_name_from_the_url():
-    assert tcp_driver("tcp://127.0.0.1:4001?codec=pbt1&keepalive_s=0") is not None
+class LineCodec:
+    """A vendor's codec standing in for one from ``pos_bridge.codecs``: one JSON payload per
+    line, no header. It shows a foreign framing riding the TCP link unchanged."""
+
+    def __init__(self, options: dict[str, object]) -> None:
+        self.options = options
+        self._out = b""
+        self._buffer = b""
+        self._events: list[Reply] = []
+
+    def connection_made(self, now: float) -> None:
+        self._buffer = b""
+
+    def send_request(self, request: Request, now: float) -> None:
+        self._out += encode_request(request) + b"\n"
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        self._events += [decode_reply(line) for line in lines]
+
+    def data_to_send(self) -> bytes:
+        out, self._out = self._out, b""
+        return out
+
+    def events_received(self) -> list[Reply]:
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def handle_timeouts(self, now: float) -> None:
+        return None
+
+
+async def test_a_vendor_codec_named_in_the_url_rides_the_tcp_link(monkeypatch):
+    async def line_pos(reader, writer):
+        while line := await reader.readline():
+            request = decode_request(line.rstrip(b"\n"))
+            writer.write(encode_reply(Reply(request.id, {"online": True, "detail": "acme"})))
+            writer.write(b"\n")
+
+    server = await asyncio.start_server(line_pos, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setitem(BUILTIN_CODECS, "acme-lines", LineCodec)
+    driver = tcp_driver(f"tcp://127.0.0.1:{port}?codec=acme-lines", timeout_ms=3000)
+    try:
+        health = await driver.health()
+        assert health.online and health.detail == "acme"
+    finally:
+        await driver.close()
+        server.close()
 
 
 async def test_tables_bills_and_a_split_payment(driver: TcpDriver):
