@@ -35,7 +35,7 @@ class TcpLink:
         self.port = port
         self.connect_timeout = connect_timeout
         self.keepalive_s = keepalive_s
-        self.describe = f"tcp://{host}:{port}"
+        self.describe = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 

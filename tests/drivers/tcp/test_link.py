@@ -94,3 +94,16 @@ async def test_reads_and_writes_without_a_connection_are_oserrors():
         await link.read()
     with pytest.raises(OSError):
         await link.write(b"x")
+
+
+async def test_ipv6_loopback_works_and_is_described_in_brackets():
+    try:
+        server = await asyncio.start_server(lambda r, w: None, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = server.sockets[0].getsockname()[1]
+    link = TcpLink("::1", port, connect_timeout=BOUND_S)
+    assert link.describe == f"tcp://[::1]:{port}"
+    await link.connect()
+    await link.close()
+    server.close()

@@ -103,6 +103,10 @@ async def test_emulator_killed_mid_payment_the_bridge_outbox_applies_it_once(
         body = payment_body(bill, "outbox-kill-9", 400)
         response = await client.post(loke_url(3, "payments"), headers=LOKE_AUTH, json=body)
         assert response.status == 202, await response.text()  # outcome unknown: queued
+        for _ in range(100):  # the POS has applied it (its answer is what got lost)
+            if payments_on_pos(emulator.state, "outbox-kill-9"):
+                break
+            await asyncio.sleep(0.05)
         assert payments_on_pos(emulator.state, "outbox-kill-9") == 1
         await emulator.kill9()
         proxy.stall_replies_after = None
