@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import REPO, child_env, write_results
+from bench.common import REPO, child_env, cpu_seconds, write_results
 from bridge.core.money import Money
 from drivers.base import DriverSettings, PaymentInstruction, PosDriver
 from drivers.registry import load_driver
@@ -48,6 +48,7 @@ class Target:
     url: str
     options: dict[str, Any] = field(default_factory=dict)
     extra: Callable[[], dict[str, Any]] = dict
+    pos_pid: int | None = None  # the POS's process, when it has its own: its CPU is counted
 
 
 # -- the drivers ----------------------------------------------------------------------------
@@ -70,7 +71,7 @@ async def tcp_target(work: Path) -> AsyncIterator[Target]:
         )
     try:
         url = await asyncio.wait_for(asyncio.to_thread(_ready_url, proc), START_TIMEOUT_S)
-        yield Target(url, {"timeout_ms": 10_000})
+        yield Target(url, {"timeout_ms": 10_000}, pos_pid=proc.pid)
     finally:
         proc.terminate()
         try:
@@ -162,11 +163,25 @@ async def bench_driver(
             )
             return await driver.apply_payment(instruction)
 
+        async def counted(
+            call: Callable[[int, int], Awaitable[object]], level: int
+        ) -> dict[str, Any]:
+            """One measurement, with CPU ms per call of this process and of the POS's."""
+            pos_stat = Path(f"/proc/{target.pos_pid}/stat") if target.pos_pid else None
+            cpu, pos_cpu = time.process_time(), cpu_seconds(pos_stat) if pos_stat else 0.0
+            result = await measure(call, level, duration)
+            calls = max(result["calls"], 1)
+            result["bench_cpu_ms"] = round((time.process_time() - cpu) * 1000 / calls, 3)
+            if pos_stat is not None:
+                pos_ms = (cpu_seconds(pos_stat) - pos_cpu) * 1000 / calls
+                result["pos_cpu_ms"] = round(pos_ms, 3)
+            return result
+
         runs = []
         for level in levels:
             before = target.extra()
-            fetched = await measure(fetch, level, duration)
-            paid = await measure(pay, level, duration)
+            fetched = await counted(fetch, level)
+            paid = await counted(pay, level)
             runs.append({"fetch": fetched, "pay": paid, **_delta(before, target.extra())})
         return {"driver": name, "url": target.url, "runs": runs}
     finally:
@@ -188,18 +203,24 @@ async def run(names: list[str], levels: list[int], duration: float) -> list[dict
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        "| driver | concurrency | bill fetches/s | p50 ms | p99 ms | payments/s | p50 ms |"
-        " p99 ms | errors |"
+        "| driver | concurrency | bill fetches/s | p50 ms | p99 ms | CPU ms/fetch (bridge+POS)"
+        " | payments/s | p50 ms | p99 ms | CPU ms/payment (bridge+POS) | errors |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for result in results:
         for r in result["runs"]:
             f, p = r["fetch"], r["pay"]
             print(
                 f"| {result['driver']} | {f['concurrency']} | {f['per_s']:,.0f} | {f['p50_ms']} |"
-                f" {f['p99_ms']} | {p['per_s']:,.0f} | {p['p50_ms']} | {p['p99_ms']} |"
-                f" {f['errors'] + p['errors']} |"
+                f" {f['p99_ms']} | {_cpu(f)} | {p['per_s']:,.0f} | {p['p50_ms']} |"
+                f" {p['p99_ms']} | {_cpu(p)} | {f['errors'] + p['errors']} |"
             )
+
+
+def _cpu(result: dict[str, Any]) -> str:
+    if "pos_cpu_ms" in result:
+        return f"{result['bench_cpu_ms']:.3f} + {result['pos_cpu_ms']:.3f}"
+    return f"{result['bench_cpu_ms']:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
