@@ -27,7 +27,8 @@ from tests.drivers.tcp.harness import (
     tcp_driver,
 )
 
-TIMEOUT_MS = 400
+TIMEOUT_MS = 1000  # reads and payments alike: a loaded 2-core machine answers well within
+WIRE = {"timeout_ms": TIMEOUT_MS, "write_timeout_ms": TIMEOUT_MS, "connect_timeout_ms": TIMEOUT_MS}
 BOUND_S = 5.0  # generous bound on "within the timeout" for a shared 2-core machine
 _T = TypeVar("_T")
 
@@ -42,7 +43,7 @@ async def emulator(tmp_path: Path) -> AsyncIterator[EmulatorProcess]:
 
 @pytest.fixture
 async def driver(emulator: EmulatorProcess) -> AsyncIterator[TcpDriver]:
-    tcp = tcp_driver(emulator.url, timeout_ms=TIMEOUT_MS, connect_timeout_ms=TIMEOUT_MS)
+    tcp = tcp_driver(emulator.url, **WIRE)
     await tcp.open()
     yield tcp
     await tcp.close()
@@ -89,7 +90,7 @@ async def test_emulator_killed_after_applying_and_restarted_payment_is_applied_o
 async def test_emulator_killed_mid_payment_the_bridge_outbox_applies_it_once(
     aiohttp_client: Any, tmp_path: Path, emulator: EmulatorProcess
 ):
-    options = {"timeout_ms": TIMEOUT_MS, "connect_timeout_ms": TIMEOUT_MS}
+    options = WIRE
     async with StallingProxy(emulator.port) as proxy:
         config = make_config(
             tmp_path,
@@ -157,7 +158,7 @@ async def test_half_open_connection_times_out_reconnects_and_payment_lands_once(
         running_emulator("tcp://127.0.0.1:0", make_pos(state, tables=4)) as (url, _),
         StallingProxy(int(url.rsplit(":", 1)[1])) as proxy,
     ):
-        driver = tcp_driver(proxy.url, timeout_ms=TIMEOUT_MS)
+        driver = tcp_driver(proxy.url, **WIRE)
         bill = await driver.get_open_bill("1", 1)
         assert bill is not None
         proxy.forward_replies.clear()
