@@ -6,7 +6,10 @@ replies to waiting callers by request id, so requests may be pipelined when the 
 
 Failure rules, each chosen so that a payment is never applied twice:
 
-- connecting fails → :class:`PosOfflineError` (nothing was sent);
+- connecting fails → :class:`PosOfflineError` (nothing was sent); further calls fail the same
+  way at once, without connecting, until a capped, jittered backoff has passed (0.1 s
+  doubling to 2 s; reset by a connect that works), so callers queued behind one unreachable
+  POS do not each wait out a connect timeout, and a dead POS is not hammered;
 - the stream breaks, or a reply does not come within the timeout, while a request is in
   flight → :class:`PosTimeoutError` for it (it may have landed; the outbox reconciles with
   ``find_payment``), and the stream is dropped, so the next call starts on a fresh one:
@@ -20,14 +23,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from typing import Protocol
 
+from bridge.core.backoff import retry_delay
 from drivers.errors import PosOfflineError, PosTimeoutError, PosUnavailableError
 from drivers.wire.codec import ClientCodec
 from drivers.wire.messages import MAX_ID, Reply, Request, Undelivered
 
 logger = logging.getLogger(__name__)
+
+RECONNECT_INITIAL_S = 0.1  # first wait after a failed connect
+RECONNECT_MAX_S = 2.0  # cap: a POS that comes back is reached within this
 
 
 class ByteLink(Protocol):
@@ -60,6 +68,10 @@ class StreamExchange:
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._wake_timer = asyncio.Event()
+        self._generation = 0  # one per connection: a late failure never drops a newer one
+        self._failed_connects = 0
+        self._retry_at = 0.0
+        self._last_connect_error = ""
         self.describe = link.describe
 
     @property
@@ -79,6 +91,7 @@ class StreamExchange:
     async def call(self, op: str, args: dict[str, object], timeout: float) -> Reply:
         """Send one request and wait for its reply (see the failure rules above)."""
         await self._ensure_connected()
+        generation = self._generation
         request = Request(self._next_id(), op, args)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
@@ -87,11 +100,14 @@ class StreamExchange:
             await self._flush()
             self._wake_timer.set()
             return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except PosUnavailableError:
+            raise  # the stream was already dropped for this (PosTimeoutError is a TimeoutError)
         except TimeoutError:
-            await self._drop(PosTimeoutError(f"{self}: no reply to {op} within {timeout:g} s"))
-            raise PosTimeoutError(f"{self}: no reply to {op} within {timeout:g} s") from None
+            error = PosTimeoutError(f"{self}: no reply to {op} within {timeout:g} s")
+            await self._drop(error, generation)
+            raise error from None
         except OSError as exc:
-            await self._drop(PosTimeoutError(f"{self}: write failed: {exc}"))
+            await self._drop(PosTimeoutError(f"{self}: write failed: {exc}"), generation)
             raise PosTimeoutError(f"{self}: write failed during {op}: {exc}") from exc
         finally:
             self._pending.pop(request.id, None)
@@ -114,14 +130,28 @@ class StreamExchange:
         async with self._connect_lock:
             if self._connected:
                 return
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                raise PosOfflineError(
+                    f"{self}: cannot connect ({self._last_connect_error}); next try in {wait:.2f} s"
+                )
             try:
                 await self._link.connect()
             except OSError as exc:
+                self._failed_connects += 1
+                self._last_connect_error = str(exc) or type(exc).__name__
+                delay = retry_delay(
+                    self._failed_connects, RECONNECT_INITIAL_S, RECONNECT_MAX_S, random.random()
+                )
+                self._retry_at = time.monotonic() + delay
                 raise PosOfflineError(f"{self}: cannot connect: {exc}") from exc
+            self._failed_connects, self._retry_at = 0, 0.0
             self._codec.connection_made(time.monotonic())
             self._connected = True
-            self._reader = asyncio.create_task(self._read_loop(), name=f"{self} reader")
-            self._timer = asyncio.create_task(self._timer_loop(), name=f"{self} timers")
+            self._generation += 1
+            generation = self._generation
+            self._reader = asyncio.create_task(self._read_loop(generation), name=f"{self} reader")
+            self._timer = asyncio.create_task(self._timer_loop(generation), name=f"{self} timers")
 
     async def _flush(self) -> None:
         async with self._write_lock:
@@ -129,7 +159,7 @@ class StreamExchange:
             if data:
                 await self._link.write(data)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, generation: int) -> None:
         try:
             while True:
                 data = await self._link.read()
@@ -143,11 +173,9 @@ class StreamExchange:
             raise
         except (OSError, PosUnavailableError) as exc:
             logger.warning("%s: stream lost: %s", self, exc)
-            asyncio.get_running_loop().create_task(
-                self._drop(PosTimeoutError(f"{self}: stream lost: {exc}"))
-            )
+            await self._drop(PosTimeoutError(f"{self}: stream lost: {exc}"), generation)
 
-    async def _timer_loop(self) -> None:
+    async def _timer_loop(self, generation: int) -> None:
         try:
             while True:
                 deadline = self._codec.next_deadline()
@@ -168,9 +196,7 @@ class StreamExchange:
         except asyncio.CancelledError:
             raise
         except OSError as exc:
-            asyncio.get_running_loop().create_task(
-                self._drop(PosTimeoutError(f"{self}: write failed: {exc}"))
-            )
+            await self._drop(PosTimeoutError(f"{self}: write failed: {exc}"), generation)
 
     def _deliver(self) -> None:
         for event in self._codec.events_received():
@@ -188,8 +214,14 @@ class StreamExchange:
             else:
                 future.set_result(event)
 
-    async def _drop(self, error: PosUnavailableError) -> None:
-        """Close the stream and fail every request still waiting on it."""
+    async def _drop(self, error: PosUnavailableError, generation: int | None = None) -> None:
+        """Close the stream and fail every request still waiting on it.
+
+        ``generation`` is the connection the failure was seen on; if the exchange has
+        reconnected since, the failure is old news and the new connection is kept.
+        """
+        if generation is not None and generation != self._generation:
+            return
         self._connected = False
         current = asyncio.current_task()
         for task in (self._reader, self._timer):

@@ -40,6 +40,7 @@ CORE_FILES = sorted(
         ROOT / "drivers/base.py",
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
+        ROOT / "drivers/tcp/codec.py",
     ]
 )
 
