@@ -81,8 +81,8 @@ class FolderExchange:
         self.bridge_id = bridge_id
         self.session = session or secrets.token_hex(4)
         self.describe = f"file-drop folder {root}"
-        self._polling = polling
-        self._poll_interval_ms = poll_interval_ms
+        self.polling = polling
+        self.poll_interval_ms = poll_interval_ms
         self._settle_s = max(SETTLE_S, 2 * poll_interval_ms / 1000) if polling else SETTLE_S
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiting] = {}
@@ -166,8 +166,8 @@ class FolderExchange:
             watch = FolderWatch(
                 self.responses,
                 quiet_ms=RESCAN_MS,
-                polling=self._polling,
-                poll_interval_ms=self._poll_interval_ms,
+                polling=self.polling,
+                poll_interval_ms=self.poll_interval_ms,
             )
             try:
                 await asyncio.to_thread(self._prepare_folder)

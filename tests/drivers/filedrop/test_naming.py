@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from drivers.filedrop import naming
 from drivers.filedrop.naming import Disposition, MessageName
+from drivers.wire import messages
 from drivers.wire.messages import (
     MAX_ID,
     ErrorInfo,
@@ -159,3 +162,31 @@ class TestContents:
             naming.decode_response_file(b" " * (naming.MAX_FILE_BYTES + 1), 7)
         with pytest.raises(WireFormatError, match="over"):
             naming.encode_file(b"x" * naming.MAX_FILE_BYTES)
+
+
+class TestThePageForVendors:
+    """``docs/drivers/file-drop.md``'s examples follow the rules they describe."""
+
+    PAGE = Path(__file__).resolve().parents[3] / "docs/drivers/file-drop.md"
+
+    def test_every_example_file_name_is_complete_or_a_temporary_name(self) -> None:
+        text = self.PAGE.read_text()
+        names = set(re.findall(r"\.?(?:req|resp)-bridge-[0-9a-f]{8}-\d+\.json(?:\.tmp)?", text))
+        assert len(names) >= 10
+        for name in names:
+            assert (MessageName.parse(name) or naming.temp_target(name)) is not None, name
+
+    def test_every_example_message_decodes(self) -> None:
+        blocks = re.findall(r"```json\n(.*?)```", self.PAGE.read_text(), re.S)
+        assert len(blocks) >= 6
+        for block in blocks:
+            payload = "".join(line.strip() for line in block.splitlines()).encode()
+            data = json.loads(payload)
+            if "op" in data:
+                naming.decode_request_file(payload, data["id"])
+            else:
+                result = naming.decode_response_file(payload, data["id"]).result or {}
+                if "bill" in result:
+                    assert messages.bill_from_result(result) is not None
+                if "payment" in result:
+                    messages.payment_from_result(result)
