@@ -103,7 +103,8 @@ class FolderExchange:
             logger.warning("%s: not usable yet (%s); will retry on the next call", self, exc)
 
     async def close(self) -> None:
-        await self._stop_watching(PosOfflineError(f"{self}: driver closed"))
+        # A request still waiting may have been taken: its outcome is unknown, not "offline".
+        await self._stop_watching(PosTimeoutError(f"{self}: driver closed while waiting"))
 
     async def call(self, op: str, args: dict[str, object], timeout: float) -> Reply:
         """Write one request, wait for its response (see the failure rules above)."""

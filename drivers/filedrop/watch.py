@@ -50,8 +50,9 @@ class FolderWatch:
         """
         self._first = asyncio.ensure_future(anext(self._changes))
         await asyncio.sleep(0)  # awatch builds its watcher before its first await
-        if self._first.done():
-            self._first.result()
+        if self._first.done() and self._first.exception() is not None:
+            failed, self._first = self._first, None
+            failed.result()
 
     async def changed(self) -> set[str]:
         """The paths changed since the last call; empty after a quiet spell.
@@ -70,7 +71,10 @@ class FolderWatch:
         self._stop.set()
         if self._first is not None:
             self._first.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            # Closing must not raise: whatever ended the watch was reported to its reader.
+            with contextlib.suppress(
+                asyncio.CancelledError, StopAsyncIteration, OSError, RuntimeError
+            ):
                 await self._first
         with contextlib.suppress(RuntimeError):  # still running in a cancelled task
             await self._changes.aclose()

@@ -167,3 +167,16 @@ def _args(payment: object) -> dict[str, object]:
     from drivers.wire.messages import instruction_args
 
     return instruction_args(payment)  # type: ignore[arg-type]
+
+
+async def test_closing_with_a_request_taken_but_unanswered_is_a_timeout_not_offline(
+    emulator: str, pos: EmulatedPos
+) -> None:
+    driver = make_driver(emulator, timeout_ms=30_000)
+    await driver.open()
+    pos.faults.silent = True
+    call = asyncio.create_task(driver.list_tables(LOCATION))
+    await eventually(lambda: pos.requests_seen > 0, "the POS to take the request")
+    await driver.close()
+    with pytest.raises(PosTimeoutError, match="closed while waiting"):
+        await asyncio.wait_for(call, WAIT_S)
