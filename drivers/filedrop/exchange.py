@@ -20,7 +20,9 @@ Failure rules, each chosen so that a payment is never applied twice:
   renaming, a damaged file) is re-read when it changes and, if still invalid after
   :data:`SETTLE_S`, is :class:`PosProtocolError` (the request was taken: reconcile);
 - the folder vanishes while requests wait → :class:`PosTimeoutError` for each at once; the
-  watch is re-created by the next call once the folder is back.
+  watch is re-created by the next call once the folder is back;
+- a caller cancelled while waiting (its own deadline) → its request is withdrawn the same
+  way, so the POS cannot take it later, behind a ``find_payment`` that did not see it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 RESCAN_MS = 1000
 #: How long an invalid response file may stay invalid (a writer still writing in place).
 SETTLE_S = 0.5
+#: How long closing waits for the withdrawals of cancelled calls (each is one unlink).
+WITHDRAW_WAIT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -90,6 +94,7 @@ class FolderExchange:
         self._ready_lock = asyncio.Lock()
         self._scan_lock = asyncio.Lock()
         self._recovered = False
+        self._abandoned: set[asyncio.Task[None]] = set()
 
     def __str__(self) -> str:
         return self.describe
@@ -105,6 +110,8 @@ class FolderExchange:
     async def close(self) -> None:
         # A request still waiting may have been taken: its outcome is unknown, not "offline".
         await self._stop_watching(PosTimeoutError(f"{self}: driver closed while waiting"))
+        if self._abandoned:  # withdrawals of cancelled calls: one unlink each, after a write
+            await asyncio.wait(self._abandoned, timeout=WITHDRAW_WAIT_S)
 
     async def call(self, op: str, args: dict[str, object], timeout: float) -> Reply:
         """Write one request, wait for its response (see the failure rules above)."""
@@ -114,9 +121,13 @@ class FolderExchange:
         data = naming.encode_file(encode_request(request))
         waiting = _Waiting(asyncio.get_running_loop().create_future(), name)
         self._waiting[request.id] = waiting
+        # Shielded: a cancelled caller must not leave the write running unseen (see _abandon).
+        write = asyncio.ensure_future(
+            asyncio.to_thread(files.write_atomically, self.requests, name, data)
+        )
         try:
             try:
-                await asyncio.to_thread(files.write_atomically, self.requests, name, data)
+                await asyncio.shield(write)
             except OSError as exc:
                 await self._stop_watching(None)  # the next call checks the folder afresh
                 # Only a failed fsync of the folder comes after the rename: then withdraw.
@@ -143,6 +154,9 @@ class FolderExchange:
             )
         except PosProtocolError:
             await self._discard_response(name)
+            raise
+        except asyncio.CancelledError:
+            self._abandon(name, write)
             raise
         finally:
             del self._waiting[request.id]
@@ -290,6 +304,21 @@ class FolderExchange:
         assert parsed is not None
         with contextlib.suppress(OSError):
             await asyncio.to_thread(files.remove, self.responses / parsed.response().to_name())
+
+    def _abandon(self, name: str, write: asyncio.Future[None]) -> None:
+        """A caller was cancelled (e.g. the payment service's own deadline): withdraw its
+        request once its write is done. Left in the folder, the POS could take it later,
+        after a ``find_payment`` that did not see it, and the payment would land twice."""
+
+        async def withdraw() -> None:
+            with contextlib.suppress(OSError):
+                await write
+            if await self._withdraw(name):
+                logger.info("%s: withdrew %s: its caller gave up", self, name)
+
+        task = asyncio.get_running_loop().create_task(withdraw(), name=f"withdraw {name}")
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     async def _withdraw(self, name: str) -> bool:
         """Delete our request: ``True`` if it was still there, so the POS never took it."""

@@ -180,3 +180,23 @@ async def test_closing_with_a_request_taken_but_unanswered_is_a_timeout_not_offl
     await driver.close()
     with pytest.raises(PosTimeoutError, match="closed while waiting"):
         await asyncio.wait_for(call, WAIT_S)
+
+
+async def test_a_cancelled_call_withdraws_its_request_so_it_never_lands_later(
+    emulator: str, pos: EmulatedPos, spool: Path, state: Path
+) -> None:
+    """The payment service wraps driver calls in its own deadline (asyncio.timeout)."""
+    driver = make_driver(emulator, timeout_ms=30_000)
+    await driver.open()
+    try:
+        pos.reboot(60)  # takes nothing meanwhile
+        payment = await instruction(pos, "pay-cancelled")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await driver.apply_payment(payment)
+        await eventually(lambda: listing(spool / "requests") == [], "the request's withdrawal")
+        pos.rebooting_until = 0.0  # back: had the request stayed, the POS would take it now
+        assert await driver.find_payment(LOCATION, "pay-cancelled") is None
+        assert payments_on_pos(state, "pay-cancelled") == 0
+    finally:
+        await driver.close()
