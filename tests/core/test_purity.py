@@ -40,6 +40,7 @@ CORE_FILES = sorted(
         ROOT / "drivers/base.py",
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
+        ROOT / "drivers/filedrop/naming.py",  # file-drop's names and rules (no os either)
     ]
 )
 
