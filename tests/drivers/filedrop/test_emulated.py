@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -125,15 +126,21 @@ async def test_a_damaged_response_is_a_protocol_error_then_reconciled_not_reappl
     assert listing(spool / "responses") == []
 
 
+@pytest.mark.parametrize("watch", ["events", "poll"])
 async def test_a_folder_that_disappears_is_offline_and_works_again_when_it_returns(
-    driver: FileDropDriver, spool: Path
+    emulator: str, spool: Path, watch: str
 ) -> None:
-    assert len(await driver.list_tables(LOCATION)) == 5
-    shutil.rmtree(spool)
-    with pytest.raises(PosOfflineError, match=str(spool)):
-        await driver.list_tables(LOCATION)
-    spool.mkdir()  # the share is back; the POS (the emulator) notices and carries on
-    await _until_answered(driver)
+    driver = make_driver(emulator, timeout_ms=2000, watch=watch, poll_interval_ms=20)
+    await driver.open()
+    try:
+        assert len(await driver.list_tables(LOCATION)) == 5
+        shutil.rmtree(spool)
+        with pytest.raises(PosOfflineError, match=str(spool)):
+            await driver.list_tables(LOCATION)
+        spool.mkdir()  # the share is back; the POS (the emulator) notices and carries on
+        await _until_answered(driver)
+    finally:
+        await driver.close()
 
 
 async def test_requests_waiting_when_the_folder_disappears_fail_at_once_as_timeouts(
@@ -200,3 +207,15 @@ async def test_a_cancelled_call_withdraws_its_request_so_it_never_lands_later(
         assert payments_on_pos(state, "pay-cancelled") == 0
     finally:
         await driver.close()
+
+
+async def test_the_pos_answers_a_request_it_cannot_parse_with_bad_request(
+    emulator: str, spool: Path
+) -> None:
+    """The POS side's rule: take it, answer ``bad_request`` with the id from the name."""
+    (spool / "requests" / "req-other-0badcafe-5.json").write_bytes(b'{"id": 5, "op": ')
+    answer = spool / "responses" / "resp-other-0badcafe-5.json"
+    await eventually(answer.exists, "the POS's answer")
+    reply = json.loads(answer.read_bytes())
+    assert (reply["id"], reply["ok"], reply["error"]["code"]) == (5, False, "bad_request")
+    assert listing(spool / "requests") == []
