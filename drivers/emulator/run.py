@@ -23,7 +23,10 @@ from drivers.emulator.pos import EmulatedPos
 from drivers.simulator.driver import SimulatorDriver
 
 #: scheme → "module:function" of its server.
-SERVERS: dict[str, str] = {"tcp": "drivers.emulator.tcp_server:serve"}
+SERVERS: dict[str, str] = {
+    "tcp": "drivers.emulator.tcp_server:serve",
+    "file": "drivers.emulator.file_server:serve",
+}
 
 ServeFunction = Callable[[SplitResult, EmulatedPos], AbstractAsyncContextManager[str]]
 

@@ -41,6 +41,7 @@ CORE_FILES = sorted(
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
         ROOT / "drivers/tcp/codec.py",
+        ROOT / "drivers/filedrop/naming.py",  # file-drop's names and rules (no os either)
     ]
 )
 

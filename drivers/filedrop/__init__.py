@@ -1,0 +1,1 @@
+"""The file-drop driver (``file:///path``): docs/drivers/file-drop.md."""
