@@ -50,10 +50,10 @@ class TunnelStream:
             TunnelGoneError: the connection ended first.
         """
         while not self._chunks:
+            if self._ended:  # complete: a CANCEL after END_OF_BODY takes nothing from it
+                return b""
             if self._error is not None:
                 raise self._error
-            if self._ended:
-                return b""
             self._ready.clear()
             await self._ready.wait()
         data = self._chunks.popleft()
