@@ -87,8 +87,13 @@ class RelayMetrics:
         self.duration.observe(time.monotonic() - began)
         if total := request.content.total_bytes:
             self._request_bytes.inc(total)
-        if response is not None and response.body_length:
-            self._response_bytes.inc(response.body_length)
+        if response is not None:
+            # A Response not yet written (the relay's whole-answer path) has no body_length.
+            size = response.body_length
+            if not size and isinstance(response, web.Response) and not response.prepared:
+                size = response.content_length or 0
+            if size:
+                self._response_bytes.inc(size)
 
     def middleware(self) -> Middleware:
         @web.middleware

@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from bridge.errors import (
     ApiError,
@@ -196,12 +197,21 @@ async def tunnel_exchange(
         link.slots.release()
 
 
+def _expire(head: asyncio.Future[ResponseHead]) -> None:
+    if not head.done():
+        head.set_exception(TimeoutError())
+
+
 async def _response_head(
     stream: TunnelStream, upload: asyncio.Task[None] | None, deadline: float
 ) -> ResponseHead:
-    async with asyncio.timeout_at(deadline):
-        if upload is None:
+    if upload is None:  # one timer, no Timeout context: the common bodiless request
+        timer = asyncio.get_running_loop().call_at(deadline, _expire, stream.head)
+        try:
             return await stream.head
+        finally:
+            timer.cancel()
+    async with asyncio.timeout_at(deadline):
         while not stream.head.done():
             waiting: set[asyncio.Future[object]] = {stream.head}  # type: ignore[arg-type]
             if not upload.done():
@@ -216,23 +226,39 @@ async def _response_head(
         return stream.head.result()
 
 
+#: Statuses whose responses have no body, whatever their headers say.
+_NO_BODY = frozenset({204, 304})
+
+
 async def _stream_response(
     request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=head.status)
-    add = response.headers.add
-    for name, value in end_to_end(head.headers):
-        add(name.decode("latin-1"), value.decode("latin-1"))
+    headers = CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in end_to_end(head.headers)
+    )
+    parts: list[bytes] = []
+    while data := stream.read_nowait():  # what is here already; bounded by the stream window
+        parts.append(data)
+    if data == b"" and request.method != "HEAD" and head.status not in _NO_BODY:
+        # The whole answer came with its head (a bill, a payment): one Response, written by
+        # aiohttp in one go, instead of a head write, a body write and an end.
+        return web.Response(status=head.status, body=b"".join(parts), headers=headers)
+    response = web.StreamResponse(status=head.status, headers=headers)
     await response.prepare(request)
     try:
-        while True:
-            data = stream.read_nowait()  # a small answer is all here already: no timer
-            if data is None:
+        for part in parts:
+            await response.write(part)
+        ended = data == b""
+        while not ended:
+            data = stream.read_nowait()
+            if data is None:  # the idle timeout is armed only around a real wait
                 async with asyncio.timeout(idle_s):
                     data = await stream.read()
-            if not data:
-                break
-            await response.write(data)
+            if data:
+                await response.write(data)
+            else:
+                ended = True
     except (TimeoutError, TunnelGoneError, StreamCancelledError) as exc:
         # The head is out: no error document can follow. Cut the connection so the client
         # sees a truncated body, never a complete-looking wrong one.
