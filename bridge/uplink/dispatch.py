@@ -48,6 +48,8 @@ _BAD_REQUEST = (
     b'"details":{}}'
 )
 _JSON = [(b"Content-Type", b"application/json")]
+#: Idle in-memory connections kept for reuse, at most (more only while requests overlap).
+MAX_IDLE_CONNECTIONS = 32
 
 
 class LocalServer:
@@ -58,6 +60,23 @@ class LocalServer:
         self.runner = runner
         self.host = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("ascii")
         self.sockname: tuple[str, int] = (host, port)
+        #: In-memory keep-alive connections between requests, reused for bodiless ones (a
+        #: bill fetch): a new RequestHandler, parser and task per request cost about as much
+        #: as the tunnel's own work on one.
+        self._idle: list[_Pipe] = []
+
+    def _take_idle(self) -> _Pipe | None:
+        while self._idle:
+            pipe = self._idle.pop()
+            if pipe.protocol is not None and not pipe.is_closing():
+                return pipe
+        return None
+
+    def _put_idle(self, pipe: _Pipe) -> None:
+        if len(self._idle) < MAX_IDLE_CONNECTIONS:
+            self._idle.append(pipe)
+        else:
+            pipe.close()
 
     @property
     def server(self) -> web.Server | None:
@@ -73,15 +92,35 @@ class _Pipe(asyncio.Transport):
         self, conn: TunnelConnection, sid: int, local: LocalServer, head_request: bool
     ) -> None:
         super().__init__()
-        self.conn, self.sid, self.local = conn, sid, local
-        self.reader = ResponseReader(head_request)
+        self.local = local
         self.protocol: asyncio.Protocol | None = None
         self.readable = asyncio.Event()
         self.readable.set()
-        self.finished = asyncio.get_running_loop().create_future()
         self._closing = False
+        self.bind(conn, sid, head_request)
+
+    def bind(self, conn: TunnelConnection, sid: int, head_request: bool) -> None:
+        """Serve the next request, on ``sid``: a reused connection starts afresh here."""
+        self.conn, self.sid = conn, sid
+        self.reader = ResponseReader(head_request)
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writing_paused = False
         self._limit = conn.protocol.limits.max_frame_bytes if conn.protocol.limits else 0
+
+    def reusable(self) -> bool:
+        """The answer is complete, the handler keeps the connection (no ``Connection:
+        close``) and nothing is paused: the next request may come on it."""
+        head = self.reader.head
+        return (
+            self.protocol is not None
+            and not self._closing
+            and not self._writing_paused
+            and self.reader.done
+            and head is not None
+            and not any(
+                k.lower() == b"connection" and b"close" in v.lower() for k, v in head.headers
+            )
+        )
 
     # -- what aiohttp calls ---------------------------------------------------------------
 
@@ -200,10 +239,15 @@ async def dispatch(local: LocalServer, head: RequestHead, stream: TunnelStream) 
             logger.warning("tunnel request refused: %s", exc)
             _answer(conn, sid, 400, _BAD_REQUEST)
             return
-        pipe = _Pipe(conn, sid, local, head.method == "HEAD")
-        handler = server()
-        pipe.protocol = handler
-        handler.connection_made(pipe)
+        pipe = local._take_idle() if not first else None
+        if pipe is not None:
+            pipe.bind(conn, sid, head.method == "HEAD")
+            handler = pipe.protocol
+            assert handler is not None
+        else:
+            pipe = _Pipe(conn, sid, local, head.method == "HEAD")
+            handler = pipe.protocol = server()
+            handler.connection_made(pipe)
         if not first:
             handler.data_received(framing.head)
         else:
@@ -217,7 +261,10 @@ async def dispatch(local: LocalServer, head: RequestHead, stream: TunnelStream) 
                 _answer(conn, sid, 502, _UNREACHABLE)
             return
         await conn.drain(sid)
-        if pipe.protocol is not None and not pipe.is_closing():
+        if not first and pipe.reusable():
+            local._put_idle(pipe)
+            pipe = None  # kept: not disconnected below
+        elif pipe.protocol is not None and not pipe.is_closing():
             pipe.close()  # keep-alive has nothing more to do: end the handler's loop
     except (StreamCancelledError, TunnelGoneError, asyncio.CancelledError):
         raise

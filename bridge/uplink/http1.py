@@ -18,12 +18,17 @@ connection; no body after ``HEAD`` or for 1xx, 204 and 304.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bridge.http.headers import end_to_end
 
-_FORBIDDEN = (b"\r", b"\n", b"\0")
+#: A target with whitespace or NUL; a header name that is not a token (controls, space,
+#: colon, DEL); a value with CR, LF or NUL. Regexes: one C scan per field, on every request.
+_BAD_TARGET = re.compile("[\\s\x00]")
+_BAD_NAME = re.compile(rb"[\x00-\x20:\x7f]")
+_BAD_VALUE = re.compile(rb"[\r\n\x00]")
 #: Methods that carry no ``Content-Length: 0`` when bodiless (as aiohttp's client did).
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: Largest response head (status line and headers) accepted from the local server.
@@ -58,7 +63,7 @@ def encode_request_head(
         BadTunnelRequestError: a CR, LF or NUL anywhere, a space in the target, or an
             ambiguous ``Content-Length``.
     """
-    if any(c in path for c in " \r\n\0") or not path.startswith("/"):
+    if not path.startswith("/") or _BAD_TARGET.search(path):
         raise BadTunnelRequestError("the request target is not a plain origin-form path")
     if not method.isascii() or not method.isalpha():
         raise BadTunnelRequestError("the method is not a token")
@@ -68,9 +73,9 @@ def encode_request_head(
         lowered = name.lower()
         if lowered == b"host":
             continue
-        if not name or b":" in name or b" " in name or any(c in name for c in _FORBIDDEN):
+        if not name or _BAD_NAME.search(name):
             raise BadTunnelRequestError("a header name is not a token")
-        if any(c in value for c in _FORBIDDEN):
+        if _BAD_VALUE.search(value):
             raise BadTunnelRequestError("a header value holds CR, LF or NUL")
         if lowered == b"content-length":
             lengths.append(value.strip())

@@ -190,6 +190,30 @@ async def test_a_streamed_upload_a_head_and_an_unknown_route_are_served_as_direc
             assert response.status == 404  # aiohttp's own answer, as on the bridge's listener
 
 
+async def test_bodiless_requests_reuse_one_in_memory_connection_and_bodies_get_their_own(
+    tmp_path,
+):
+    config = relay_config(tmp_path)
+    token = add_venues(config, "cafe-a")["cafe-a"]
+    async with (
+        running_relay(config) as relay,
+        serving(echo_app({})) as local,
+        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
+        aiohttp.ClientSession() as http,
+    ):
+        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+        server = local.server
+        assert server is not None
+        for i in range(20):
+            async with http.get(f"{relay.url}/v/cafe-a/echo?i={i}") as response:
+                assert response.status == 200
+                assert response.headers["X-Seen-Path"] == f"/echo?i={i}"
+        assert len(server.connections) == 1  # kept alive between requests, as a client would
+        async with http.post(f"{relay.url}/v/cafe-a/echo", data=b"body") as response:
+            assert await response.read() == b"body"
+        await wait_until(lambda: len(server.connections) == 1)  # the POST's own one is gone
+
+
 async def test_past_the_deadline_it_is_504_and_the_bridge_is_told_to_stop(tmp_path):
     config = relay_config(tmp_path, request_timeout_s=0.3)
     seen: dict[str, object] = {}
