@@ -245,7 +245,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f" {fmt(r['latency_ms']['p50'])} | {fmt(r['latency_ms']['p99'])} |"
                     f" {_errors(r)} |"
                 )
-        lines.append("")
+        lines += ["", *_cpu_table(latency), ""]
         for entry in latency["rates"]:
             c = entry["vs_direct"]
             lines.append(
@@ -308,6 +308,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"Target: 10,000 idle tunnels in ≤ 1 GiB: {_yes(t.get('idle_10k_le_1gib'))}.",
         ]
     return "\n".join(_wrap(line) for line in lines)
+
+
+def _cpu_table(latency: dict[str, Any]) -> list[str]:
+    """CPU ms per answered request of each process, per load and path: on a shared machine
+    the figure that other work moves least, so the one to compare across runs."""
+    lines = [
+        "CPU per answered request, ms:",
+        "",
+        "| offered/s | path | bridge | relay (B) | relay A | nats-server |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    on_path = {"direct": 1, "relay": 2, "nats": 4}  # processes a request goes through
+    for entry in latency["rates"]:
+        for path, count in on_path.items():
+            if entry.get(path):
+                cells = [
+                    fmt(_per(entry, path, p), ".2f") if i < count else ""
+                    for i, p in enumerate(("bridge", "relay", "front", "nats"))
+                ]
+                lines.append(f"| {entry['rate']:,} | {path} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _wrap(line: str, width: int = 95) -> str:
