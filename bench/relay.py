@@ -16,10 +16,13 @@ One run, every loop bounded in time, all traffic on 127.0.0.1:
     (``--rates``, default 1,000 and 4,000 requests/s) an open-loop generator
     (``bench/openloop.py``, its own process) GETs ``…/tables/{n}/bill`` with the LOKE bearer
     round-robin over the tables: first straight at the bridge's listener, then at the relay's
-    ``/v/{venue}/…`` (same bridge, same POS). ``--warmup`` s uncounted, ``--duration`` s
-    counted, then up to ``--drain`` s for late answers. Recorded: achieved 200s/s, p50/p99
-    latency from each request's *due* time, errors by kind, CPU of bridge, relay and
-    generator.
+    ``/v/{venue}/…`` (same bridge, same POS), then (when ``nats-server`` is installed and
+    not ``--skip-nats``) at a second relay A that does not hold the venue, so each request
+    is routed over NATS to the relay B holding the tunnel. Both relays then join one
+    ``nats-server`` the bench starts (B's local path never touches NATS: local first).
+    ``--warmup`` s uncounted, ``--duration`` s counted, then up to ``--drain`` s for late
+    answers. Recorded: achieved 200s/s, p50/p99 latency from each request's *due* time,
+    errors by kind, CPU of bridge, relay B, relay A, nats-server and generator.
 (b) **Idle tunnels.** A fresh relay; ``--tunnels`` venues written to its venues file (tokens
     drawn here, only hashes stored, as ``add-venue`` does); ``--clients`` processes of fake
     bridges (``bench/idle_tunnels.py``: bare websockets carrying the real HELLO from the
@@ -29,8 +32,8 @@ One run, every loop bounded in time, all traffic on 127.0.0.1:
 
 Printed: a table, a markdown snippet for README; JSON in ``bench/results/relay-<timestamp>.json``.
 Targets (issue 4): relay p50 ≤ direct p50 + 1 ms and ≥ 0.5× direct throughput at 1,000/s; no
-errors at 4,000/s offered; 10,000 idle tunnels in ≤ 1 GiB. The NATS-routed column (two relays)
-is not built yet: the report leaves a ``nats`` slot for it.
+errors at 4,000/s offered; NATS-routed ≥ 0.35× direct throughput; 10,000 idle tunnels in
+≤ 1 GiB.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from bench.bridge_process import (  # noqa: E402
     write_config,
 )
 from bench.common import run_generator, stat_fields, write_results  # noqa: E402
+from bench.nats_process import NatsServer, nats_server_binary  # noqa: E402
 from bench.relay_process import (  # noqa: E402
     Client,
     Relay,
@@ -145,29 +149,44 @@ def settle(pids: dict[str, int], timeout_s: float = 20.0) -> float:
 
 
 def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any]:
+    """Direct, via the relay holding the tunnel (relay B), and, with a ``nats-server``, via a
+    second relay (relay A) that routes over NATS to B: three paths to the same bridge."""
     unlimited = relay_has_rate_limit(python)
-    relay = Relay(python, write_relay_config(folder / "relay-a", unlimited=unlimited))
+    binary = None if args.skip_nats else nats_server_binary()
+    nats = NatsServer(binary) if binary else None
+    url = nats.url if nats else None
+    relay = Relay(python, write_relay_config(folder / "relay-b", unlimited=unlimited, nats_url=url))
+    front: Relay | None = None
     bridge: Bridge | None = None
     try:
         token = add_venue_cli(python, relay.config, VENUE)
         relay.start()
+        if nats is not None:
+            venues = relay.config.parent / "venues.toml"
+            config_a = write_relay_config(
+                folder / "relay-a", unlimited=unlimited, nats_url=url, venues_file=venues
+            )
+            front = Relay(python, config_a)
+            front.start()
         config = write_config(folder, [LOCATION])
         add_tunnel_section(config, relay.port, VENUE, token)
         bridge = Bridge(python, config, folder, plain=True)
         bridge.start()
         online_s = relay.wait_online(VENUE)
         print(
-            f"(a) bridge pid {bridge.pid} :{bridge.port}, relay pid {relay.pid} :{relay.port},"
+            f"(a) bridge pid {bridge.pid} :{bridge.port}, relay B pid {relay.pid} :{relay.port},"
             f" tunnel up in {online_s:.2f} s"
+            + (f"; relay A pid {front.pid} :{front.port}, {url}" if front else "; no nats-server")
         )
         pids = {"bridge": bridge.pid, "relay": relay.pid}
+        paths = [("direct", bridge.port, ""), ("relay", relay.port, f"/v/{VENUE}")]
+        if front is not None and nats is not None:
+            pids.update(front=front.pid, nats=nats.pid)
+            paths.append(("nats", front.port, f"/v/{VENUE}"))
         rates: list[dict[str, Any]] = []
         for rate in args.rates:
-            entry: dict[str, Any] = {"rate": rate}
-            for path, port, prefix in (
-                ("direct", bridge.port, ""),
-                ("relay", relay.port, f"/v/{VENUE}"),
-            ):
+            entry: dict[str, Any] = {"rate": rate, "nats": None}
+            for path, port, prefix in paths:
                 r = entry[path] = run_load(args, port, prefix, rate, pids)
                 r["settle_s"] = settle(pids)
                 lat = r["latency_ms"]
@@ -176,19 +195,21 @@ def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any
                     f" p50 {_f(lat['p50'])} ms, p99 {_f(lat['p99'])} ms,"
                     f" errors {r['errors']} {r['errors_by_kind'] or ''}"
                 )
-            # TODO(nats): entry["nats"] = run_load(...) against relay A for a venue held only
-            # by relay B (two relays + nats-server); relay_report prints the column when set.
-            entry["nats"] = None
             rates.append(entry)
         return {
             "tunnel_online_s": round(online_s, 3),
             "rate_limit_lifted": unlimited,
+            "nats": url is not None,
             "rates": rates,
         }
     finally:
         if bridge is not None:
             bridge.stop()
+        if front is not None:
+            front.stop()
         relay.stop()
+        if nats is not None:
+            nats.stop()
 
 
 def _f(value: float | None) -> str:
@@ -285,6 +306,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=5.0, help="relay PING interval in (b)")
     p.add_argument("--skip-latency", action="store_true", help="only (b)")
     p.add_argument("--skip-tunnels", action="store_true", help="only (a)")
+    p.add_argument("--skip-nats", action="store_true", help="no NATS-routed path in (a)")
     p.add_argument("--python", default=None, help="interpreter for bridge, relay, fake bridges")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--no-write", action="store_true", help="do not write the JSON file")

@@ -49,23 +49,30 @@ def relay_has_rate_limit(python: str) -> bool:
 
 
 def write_relay_config(
-    folder: Path, heartbeat_s: float = 20.0, log_level: str = "info", unlimited: bool = False
+    folder: Path,
+    heartbeat_s: float = 20.0,
+    log_level: str = "info",
+    unlimited: bool = False,
+    nats_url: str | None = None,
+    venues_file: Path | None = None,
 ) -> Path:
     """``unlimited``: lift the per-venue request rate limit (``[rate_limit]``), which would
     otherwise answer 429 above its default (200/s): the bench measures the relay's capacity,
-    not the limit."""
+    not the limit. ``nats_url``: join that NATS server's cluster (``[nats]``, defaults
+    otherwise). ``venues_file``: another relay's, so both know the same venues."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "relay.toml"
     rate_limit = "\n[rate_limit]\nrequests_per_s = 1000000.0\nburst = 1000000\n"
+    nats = f'\n[nats]\nurl = "{nats_url}"\n' if nats_url else ""
     path.write_text(
         "[relay]\n"
         'host = "127.0.0.1"\n'
         "port = 0\n"
-        'venues_file = "venues.toml"\n'
+        f"venues_file = {json.dumps(str(venues_file or 'venues.toml'))}\n"
         f'operator_token = "{OPERATOR_TOKEN}"\n'
         f'log_level = "{log_level}"\n'
         "\n[limits]\n"
-        f"heartbeat_interval_s = {heartbeat_s}\n" + (rate_limit if unlimited else "")
+        f"heartbeat_interval_s = {heartbeat_s}\n" + (rate_limit if unlimited else "") + nats
     )
     return path
 

@@ -1,8 +1,8 @@
 """``bench/relay.py``'s report: the verdicts on the targets, the table, the README snippet.
 
-Ratios are relay ÷ direct at the same offered load in the same run. The NATS-routed column
-(two relays, the venue held by the other one) is printed when ``entry["nats"]`` is set; until
-that path is built it shows as "not built yet".
+Ratios are relay ÷ direct (and NATS-routed ÷ direct) at the same offered load in the same
+run. The NATS-routed rows (two relays, the venue held by the other one) are printed when
+``entry["nats"]`` is set, i.e. when the bench found a ``nats-server``.
 
 Standard library only, like every bench module.
 """
@@ -110,7 +110,7 @@ def print_table(report: dict[str, Any]) -> None:
                 r = entry.get(path)
                 if not r:
                     if path == "nats":
-                        print(f"{entry['rate']:>9} {'nats':<7} {'(not built yet)':>10}")
+                        print(f"{entry['rate']:>9} {'nats':<7} {'(not measured)':>10}")
                     continue
                 cpu, per = r.get("cpu_pct", {}), r.get("cpu_ms_per_request", {})
                 print(
@@ -123,17 +123,28 @@ def print_table(report: dict[str, Any]) -> None:
                     f" {fmt(per.get('bridge'), '.3f'):>9} {fmt(per.get('relay'), '.3f'):>9}"
                     f"  {_errors(r)}"
                 )
-            c = entry["vs_direct"]
-            print(
-                f"{'':>9} relay/direct: p50 ×{fmt(c['p50_ratio'])}"
-                f" (+{fmt(c['p50_extra_ms'])} ms), p99 ×{fmt(c['p99_ratio'])},"
-                f" throughput ×{fmt(c['throughput_ratio'])}"
-            )
+            for key, label in (("vs_direct", "relay"), ("nats_vs_direct", "nats")):
+                c = entry.get(key)
+                if not c:
+                    continue
+                print(
+                    f"{'':>9} {label}/direct: p50 ×{fmt(c['p50_ratio'])}"
+                    f" (+{fmt(c['p50_extra_ms'])} ms), p99 ×{fmt(c['p99_ratio'])},"
+                    f" throughput ×{fmt(c['throughput_ratio'])}"
+                )
+            n = (entry.get("nats") or {}).get("cpu_ms_per_request")
+            if n:
+                print(
+                    f"{'':>9} nats CPU ms/request: bridge {fmt(n.get('bridge'), '.3f')},"
+                    f" relay B {fmt(n.get('relay'), '.3f')}, relay A {fmt(n.get('front'), '.3f')},"
+                    f" nats-server {fmt(n.get('nats'), '.3f')}"
+                )
         noisy = max(
             (
                 e[p].get("cpu_pct", {}).get("others", 0)
                 for e in latency["rates"]
-                for p in ("direct", "relay")
+                for p in ("direct", "relay", "nats")
+                if e.get(p)
             ),
             default=0,
         )
@@ -204,8 +215,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"Bill fetch (`GET …/tables/{{n}}/bill`, 999 tables, simulated POS in memory),"
             f" {s['duration']:g} s counted per load after {s['warmup']:g} s warm-up"
             + (
-                " (the relay's per-venue rate limit lifted for the run):"
+                " (the relay's per-venue rate limit lifted for the run)"
                 if latency.get("rate_limit_lifted")
+                else ""
+            )
+            + (
+                ". Via 2 relays + NATS: the request reaches relay A, which does not hold the"
+                " venue, and is routed over one local `nats-server` to relay B, which holds"
+                " the tunnel (both relays joined the NATS server for the whole run):"
+                if latency.get("nats")
                 else ":"
             ),
             "",
@@ -220,14 +238,14 @@ def markdown(report: dict[str, Any]) -> str:
             ):
                 r = entry.get(path)
                 if not r:
-                    lines.append(f"| {entry['rate']:,} | {label} | not built yet | | | |")
+                    lines.append(f"| {entry['rate']:,} | {label} | not measured | | | |")
                     continue
                 lines.append(
                     f"| {entry['rate']:,} | {label} | {r['achieved_per_s']:,.0f} |"
                     f" {fmt(r['latency_ms']['p50'])} | {fmt(r['latency_ms']['p99'])} |"
                     f" {_errors(r)} |"
                 )
-        lines.append("")
+        lines += ["", *_cpu_table(latency), ""]
         for entry in latency["rates"]:
             c = entry["vs_direct"]
             lines.append(
@@ -238,9 +256,24 @@ def markdown(report: dict[str, Any]) -> str:
                 f" {fmt(_per(entry, 'relay', 'bridge'), '.2f')} ms via relay;"
                 f" relay {fmt(_per(entry, 'relay', 'relay'), '.2f')} ms."
             )
+            n = entry.get("nats_vs_direct")
+            if n:
+                lines.append(
+                    f"- {entry['rate']:,}/s via 2 relays + NATS: p50 ×{fmt(n['p50_ratio'])}"
+                    f" (+{fmt(n['p50_extra_ms'])} ms), throughput ×{fmt(n['throughput_ratio'])};"
+                    f" CPU per answered request: bridge {fmt(_per(entry, 'nats', 'bridge'), '.2f')}"
+                    f" ms, relay B (holds the tunnel) {fmt(_per(entry, 'nats', 'relay'), '.2f')}"
+                    f" ms, relay A {fmt(_per(entry, 'nats', 'front'), '.2f')} ms, nats-server"
+                    f" {fmt(_per(entry, 'nats', 'nats'), '.2f')} ms."
+                )
         s = report["settings"]
         others = max(
-            (e[p].get("cpu_pct", {}).get("others", 0) for e in latency["rates"] for p in PATHS),
+            (
+                e[p].get("cpu_pct", {}).get("others", 0)
+                for e in latency["rates"]
+                for p in (*PATHS, "nats")
+                if e.get(p)
+            ),
             default=0,
         )
         lines += [
@@ -275,6 +308,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"Target: 10,000 idle tunnels in ≤ 1 GiB: {_yes(t.get('idle_10k_le_1gib'))}.",
         ]
     return "\n".join(_wrap(line) for line in lines)
+
+
+def _cpu_table(latency: dict[str, Any]) -> list[str]:
+    """CPU ms per answered request of each process, per load and path: on a shared machine
+    the figure that other work moves least, so the one to compare across runs."""
+    lines = [
+        "CPU per answered request, ms:",
+        "",
+        "| offered/s | path | bridge | relay (B) | relay A | nats-server |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    on_path = {"direct": 1, "relay": 2, "nats": 4}  # processes a request goes through
+    for entry in latency["rates"]:
+        for path, count in on_path.items():
+            if entry.get(path):
+                cells = [
+                    fmt(_per(entry, path, p), ".2f") if i < count else ""
+                    for i, p in enumerate(("bridge", "relay", "front", "nats"))
+                ]
+                lines.append(f"| {entry['rate']:,} | {path} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _wrap(line: str, width: int = 95) -> str:

@@ -16,6 +16,7 @@ from aiohttp import web
 from bridge.app import create_app
 from bridge.config import Config
 from bridge.uplink.client import UPLINK
+from bridge.uplink.dispatch import LocalServer
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ async def run_bridge(
         if (uplink := runner.app.get(UPLINK)) is not None:
             host = config.server.host
             host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-            uplink.serving_at(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+            uplink.serving(LocalServer(runner, host, port))
         if ready is not None:
             await ready(runner, port)
         await stop.wait()

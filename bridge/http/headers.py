@@ -23,11 +23,12 @@ HOP_BY_HOP = frozenset(
 
 def end_to_end(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Headers minus the hop-by-hop ones, including those a ``Connection`` header names."""
-    pairs = [(bytes(k), bytes(v)) for k, v in headers]
-    named = {
-        token.strip().lower()
-        for k, v in pairs
-        if k.lower() == b"connection"
-        for token in v.split(b",")
-    }
-    return [(k, v) for k, v in pairs if k.lower() not in HOP_BY_HOP and k.lower() not in named]
+    pairs = [
+        (k, v) if type(k) is bytes and type(v) is bytes else (bytes(k), bytes(v))
+        for k, v in headers
+    ]
+    drop = HOP_BY_HOP
+    for k, v in pairs:  # one header in a request at most, usually none: no set built per call
+        if k.lower() == b"connection":
+            drop = drop | {token.strip().lower() for token in v.split(b",")}
+    return [(k, v) for k, v in pairs if k.lower() not in drop]

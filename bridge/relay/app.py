@@ -63,8 +63,13 @@ class Relay:
         self.requests = VenueRateLimiter(rates.requests_per_s, rates.burst)
         self.hellos = HelloGuard(rates.hello_failures, rates.hello_window_s)
         self.metrics = RelayMetrics(
-            lambda: len(self.registry.links()), self.tokens.known, self.config.operator_token
+            lambda: len(self.registry.links()), self._known_venue, self.config.operator_token
         )
+
+    def _known_venue(self, venue: str) -> bool:
+        """A venue with a live tunnel passed its token check: no need to stat the venues
+        file for it on every request."""
+        return self.registry.get(venue) is not None or self.tokens.known(venue)
 
     def close_in_background(self, conn: TunnelConnection, code: int, reason: str) -> None:
         task = asyncio.create_task(conn.close(code, reason, 1000))

@@ -31,6 +31,8 @@ from bridge.errors import ApiError, UnauthorizedError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: Counter children kept for reuse, at most (one per venue and status class in use).
+MAX_CACHED_CHILDREN = 10_000
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -60,6 +62,9 @@ class RelayMetrics:
         self.bytes = Counter(
             "relay_bytes", "Body bytes relayed", ["direction"], registry=self.registry
         )
+        self._request_bytes = self.bytes.labels("request")
+        self._response_bytes = self.bytes.labels("response")
+        self._children: dict[tuple[str, int], Counter] = {}
         self.routed = Counter(
             "relay_nats_routed_requests",
             "Requests routed over NATS to the relay holding the venue",
@@ -72,17 +77,28 @@ class RelayMetrics:
     ) -> None:
         venue = request.match_info.get("venue", "")
         label = venue if self._known_venue(venue) else "_unknown"
-        status_class = f"{status // 100}xx"
-        self.requests.labels(label, status_class).inc()
+        key = (label, status // 100)
+        child = self._children.get(key)
+        if child is None:  # labels() takes a lock and builds a key: once per label pair
+            if len(self._children) >= MAX_CACHED_CHILDREN:
+                self._children.clear()
+            child = self._children[key] = self.requests.labels(label, f"{status // 100}xx")
+        child.inc()
         self.duration.observe(time.monotonic() - began)
-        self.bytes.labels("request").inc(request.content.total_bytes)
-        if response is not None and response.body_length:
-            self.bytes.labels("response").inc(response.body_length)
+        if total := request.content.total_bytes:
+            self._request_bytes.inc(total)
+        if response is not None:
+            # A Response not yet written (the relay's whole-answer path) has no body_length.
+            size = response.body_length
+            if not size and isinstance(response, web.Response) and not response.prepared:
+                size = response.content_length or 0
+            if size:
+                self._response_bytes.inc(size)
 
     def middleware(self) -> Middleware:
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/v/"):
+            if not request.raw_path.startswith("/v/"):
                 return await handler(request)
             began = time.monotonic()
             try:

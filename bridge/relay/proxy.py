@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from bridge.errors import (
     ApiError,
@@ -71,14 +72,14 @@ def pos_timeout(seconds: float) -> GatewayTimeoutError:
     )
 
 
+_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
+
+
 def forwarded_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
     """The request's end-to-end headers, in order, plus ``X-Forwarded-*``."""
-    headers = [
-        (k, v)
-        for k, v in end_to_end(request.raw_headers)
-        if k.lower() not in (b"x-forwarded-for", b"x-forwarded-proto")
-    ]
-    chain = [v for k, v in request.raw_headers if k.lower() == b"x-forwarded-for"]
+    raw = request.raw_headers
+    headers = [(k, v) for k, v in end_to_end(raw) if k.lower() not in _FORWARDED]
+    chain = [v for k, v in raw if k.lower() == b"x-forwarded-for"]
     chain.append((request.remote or "unknown").encode("latin-1"))
     headers.append((b"X-Forwarded-For", b", ".join(chain)))
     headers.append((b"X-Forwarded-Proto", request.scheme.encode("latin-1")))
@@ -116,12 +117,13 @@ async def forward(
     length = request.content_length
     if length is not None and length > limits.max_body_bytes:
         raise too_large(limits.max_body_bytes)
+    content = request.content
     async with tunnel_exchange(
         link,
         request.method,
         tunnel_path(request, venue),
         forwarded_headers(request),
-        lambda: request.content.read(READ_BYTES),
+        (lambda: content.read(READ_BYTES)) if request.can_read_body else None,
         limits,
     ) as (stream, head):
         return await _stream_response(request, stream, head, limits.request_timeout_s)
@@ -133,23 +135,27 @@ async def tunnel_exchange(
     method: str,
     path: str,
     headers: list[tuple[bytes, bytes]],
-    read: BodyReader,
+    read: BodyReader | None,
     limits: RelayLimits,
 ) -> AsyncIterator[tuple[TunnelStream, ResponseHead]]:
     """One HTTP exchange on ``link``'s tunnel: the request body is pumped from ``read``
-    (``b""`` at its end) while this waits for the response head; yields the stream (to read
-    the response body from) and the head. Shared by the public URL map and by requests
+    (``b""`` at its end; ``None``: no body, END_OF_BODY goes with the head, no upload task)
+    while this waits for the response head; yields the stream (to read the response body
+    from) and the head. Shared by the public URL map and by requests
     routed in over NATS (``cluster.py``), so both get the same deadlines, limits and errors:
     503 ``venue_offline``, 504 ``pos_timeout``, 413, 502 ``venue_error``, as ``ApiError``.
     """
     venue = link.venue
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.request_timeout_s
-    try:
-        async with asyncio.timeout_at(deadline):
-            await link.slots.acquire()
-    except TimeoutError:
-        raise pos_timeout(limits.request_timeout_s) from None
+    if link.slots.locked():  # all streams busy: queue for one, within the deadline
+        try:
+            async with asyncio.timeout_at(deadline):
+                await link.slots.acquire()
+        except TimeoutError:
+            raise pos_timeout(limits.request_timeout_s) from None
+    else:
+        await link.slots.acquire()  # free: no timer needed
     stream: TunnelStream | None = None
     upload: asyncio.Task[None] | None = None
     cancel_code = CancelCode.CANCELLED
@@ -158,7 +164,10 @@ async def tunnel_exchange(
             stream = link.conn.open_stream(method, path, headers)
         except TunnelGoneError:
             raise venue_offline(venue, limits.retry_after_s) from None
-        upload = asyncio.create_task(_upload(read, stream, limits.max_body_bytes))
+        if read is None:
+            link.conn.end_body(stream.id)
+        else:
+            upload = asyncio.create_task(_upload(read, stream, limits.max_body_bytes))
         try:
             head = await _response_head(stream, upload, deadline)
         except TimeoutError:
@@ -188,9 +197,20 @@ async def tunnel_exchange(
         link.slots.release()
 
 
+def _expire(head: asyncio.Future[ResponseHead]) -> None:
+    if not head.done():
+        head.set_exception(TimeoutError())
+
+
 async def _response_head(
-    stream: TunnelStream, upload: asyncio.Task[None], deadline: float
+    stream: TunnelStream, upload: asyncio.Task[None] | None, deadline: float
 ) -> ResponseHead:
+    if upload is None:  # one timer, no Timeout context: the common bodiless request
+        timer = asyncio.get_running_loop().call_at(deadline, _expire, stream.head)
+        try:
+            return await stream.head
+        finally:
+            timer.cancel()
     async with asyncio.timeout_at(deadline):
         while not stream.head.done():
             waiting: set[asyncio.Future[object]] = {stream.head}  # type: ignore[arg-type]
@@ -206,16 +226,39 @@ async def _response_head(
         return stream.head.result()
 
 
+#: Statuses whose responses have no body, whatever their headers say.
+_NO_BODY = frozenset({204, 304})
+
+
 async def _stream_response(
     request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=head.status)
-    for name, value in end_to_end(head.headers):
-        response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    headers = CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in end_to_end(head.headers)
+    )
+    parts: list[bytes] = []
+    while data := stream.read_nowait():  # what is here already; bounded by the stream window
+        parts.append(data)
+    if data == b"" and request.method != "HEAD" and head.status not in _NO_BODY:
+        # The whole answer came with its head (a bill, a payment): one Response, written by
+        # aiohttp in one go, instead of a head write, a body write and an end.
+        return web.Response(status=head.status, body=b"".join(parts), headers=headers)
+    response = web.StreamResponse(status=head.status, headers=headers)
     await response.prepare(request)
     try:
-        while data := await asyncio.wait_for(stream.read(), idle_s):
-            await response.write(data)
+        for part in parts:
+            await response.write(part)
+        ended = data == b""
+        while not ended:
+            data = stream.read_nowait()
+            if data is None:  # the idle timeout is armed only around a real wait
+                async with asyncio.timeout(idle_s):
+                    data = await stream.read()
+            if data:
+                await response.write(data)
+            else:
+                ended = True
     except (TimeoutError, TunnelGoneError, StreamCancelledError) as exc:
         # The head is out: no error document can follow. Cut the connection so the client
         # sees a truncated body, never a complete-looking wrong one.

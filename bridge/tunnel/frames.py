@@ -239,14 +239,27 @@ class _Reader:
             raise MalformedFrameError(self._kind, f"{what} is not valid UTF-8") from None
 
     def headers(self) -> Headers:
-        count = self.uint(2, "header count")
-        return tuple(
-            (
-                self.take(self.uint(2, "header name"), "header name"),
-                self.take(self.uint(2, "header value"), "header value"),
-            )
-            for _ in range(count)
-        )
+        # The hot path of every head: one bounds check per field, no method calls.
+        data, pos, size = self._data, self._pos, len(self._data)
+        if pos + 2 > size:
+            raise MalformedFrameError(self._kind, "payload ends inside header count")
+        count = int.from_bytes(data[pos : pos + 2], "big")
+        pos += 2
+        out: list[tuple[bytes, bytes]] = []
+        for _ in range(count):
+            if pos + 2 > size:
+                raise MalformedFrameError(self._kind, "payload ends inside header name")
+            end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
+            if end + 2 > size:  # the value's length must follow the name
+                what = "header name" if end > size else "header value"
+                raise MalformedFrameError(self._kind, f"payload ends inside {what}")
+            name = data[pos + 2 : end]
+            pos = end + 2 + int.from_bytes(data[end : end + 2], "big")
+            if pos > size:
+                raise MalformedFrameError(self._kind, "payload ends inside header value")
+            out.append((name, data[end + 2 : pos]))
+        self._pos = pos
+        return tuple(out)
 
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._pos, "payload")

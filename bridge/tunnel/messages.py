@@ -61,6 +61,9 @@ def _stream(stream_id: int) -> None:
         raise ValueError(f"stream id must be an int in [1, 2**32), not {stream_id!r}")
 
 
+_BYTES = (bytes, bytearray)
+
+
 def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Headers as the frames hold them: a tuple of ``(name, value)`` byte pairs, in order.
 
@@ -72,11 +75,13 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """
     result: list[tuple[bytes, bytes]] = []
     for name, value in headers:
-        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
-            raise ValueError("header names and values must be bytes")
+        if type(name) is not bytes or type(value) is not bytes:  # the common case is cheap
+            if not isinstance(name, _BYTES) or not isinstance(value, _BYTES):
+                raise ValueError("header names and values must be bytes")
+            name, value = bytes(name), bytes(value)
         if len(name) > 0xFFFF or len(value) > 0xFFFF:
             raise ValueError("a header name or value is longer than 65535 bytes")
-        result.append((bytes(name), bytes(value)))
+        result.append((name, value))
     if len(result) > 0xFFFF:
         raise ValueError(f"{len(result)} headers; at most 65535 fit")
     return tuple(result)

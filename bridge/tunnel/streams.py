@@ -108,6 +108,9 @@ class StreamTable:
         self._write = write
         self._emit = emit
         self._streams: dict[int, _Stream] = {}
+        #: Ids of the open and half-closed streams, kept as states change, so that
+        #: ``open_count`` (asked on every new stream) does not scan every stream.
+        self._live: set[int] = set()
         self._last_id = 0
         self._ready: deque[int] = deque()  # streams with body bytes or an END waiting to go
         self.send_window = limits.connection_window
@@ -131,8 +134,7 @@ class StreamTable:
 
     @property
     def open_count(self) -> int:
-        states = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE)
-        return sum(1 for s in self._streams.values() if s.state in states)
+        return len(self._live)
 
     @property
     def queued(self) -> int:
@@ -149,6 +151,7 @@ class StreamTable:
         self._write(RequestHead(stream_id, method, path, headers))
         self._last_id = stream_id
         self._streams[stream_id] = self._new(head_sent=True, head_received=False)
+        self._live.add(stream_id)
         return stream_id
 
     def send_response_head(self, stream_id: int, status: int, headers: Headers) -> None:
@@ -184,6 +187,7 @@ class StreamTable:
         self._write(Cancel(stream_id, code))
         self._release(stream)
         stream.cancelled = True
+        self._live.discard(stream_id)
 
     def consumed(self, stream_id: int, n: int) -> None:
         stream = self._streams.get(stream_id)
@@ -230,6 +234,8 @@ class StreamTable:
                 if stream.local_ended and not stream.end_written:
                     self._write(EndOfBody(stream_id))
                     stream.end_written = True
+                    if stream.remote_ended:
+                        self._live.discard(stream_id)
                     progress = True
                     self._forget_if_done(stream_id, stream)
 
@@ -254,6 +260,7 @@ class StreamTable:
                     raise StreamStateError(sid, FrameType.REQUEST_HEAD, detail)
                 self._last_id = sid
                 self._streams[sid] = self._new(head_sent=False, head_received=True)
+                self._live.add(sid)
                 self._emit(frame)
             case WindowUpdate(stream_id=0, increment=inc):
                 if inc > MAX_WINDOW_BYTES - self.send_window:
@@ -304,11 +311,14 @@ class StreamTable:
         else:
             stream.remote_ended = True
             stream.credit = 0
+            if stream.end_written:
+                self._live.discard(sid)
         self._emit(frame)
         self._forget_if_done(sid, stream)
 
     def _receive_cancel(self, frame: Cancel, stream: _Stream | None) -> None:
         sid = frame.stream_id
+        self._live.discard(sid)
         if stream is not None and stream.cancelled:
             del self._streams[sid]  # their CANCEL answers ours (or crossed it): both are done
             return

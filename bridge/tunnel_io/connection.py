@@ -211,12 +211,18 @@ class TunnelConnection:
             raise TunnelGoneError("the tunnel is closed")
         self.protocol.send_body(stream_id, data)
         self.kick()
-        limit = self.protocol.limits.max_frame_bytes if self.protocol.limits else 0
+        await self.wait_queued(
+            stream_id, self.protocol.limits.max_frame_bytes if self.protocol.limits else 0
+        )
+        if not self.alive:
+            raise TunnelGoneError("the tunnel closed while sending a body")
+
+    async def wait_queued(self, stream_id: int, limit: int) -> None:
+        """Wait until at most ``limit`` of this side's body bytes on the stream wait for a
+        window, or the connection is no longer alive."""
         while self.alive and self.protocol.queued(stream_id) > limit:
             progress = self._progress
             await progress.wait()
-        if not self.alive:
-            raise TunnelGoneError("the tunnel closed while sending a body")
 
     async def drain(self, stream_id: int) -> None:
         """Wait until this side's queued body bytes and END_OF_BODY are all framed, so that

@@ -16,8 +16,9 @@
   schedule, so losing one relay leaves the other serving with no reconnect gap. Epochs come
   from the one counter: each relay sees only its own connections (registries are per relay),
   so the two tunnels never supersede each other, and no epoch is ever used twice.
-- Each forwarded request goes to the bridge's own listener (``dispatch.py``), which is why
-  the client dials only once :meth:`UplinkClient.serving_at` has told it where that is.
+- Each forwarded request is served in process by the bridge's own aiohttp server
+  (``dispatch.py``), which is why the client dials only once :meth:`UplinkClient.serving`
+  has handed it that server.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ from bridge.runtime import RUNTIME, Runtime
 from bridge.tunnel.errors import CloseCode, TunnelProtocolError
 from bridge.tunnel.messages import Close, RequestHead, Welcome
 from bridge.tunnel.protocol import Side, TunnelProtocol
-from bridge.tunnel_io import CLOSE_TIMEOUT_S, TunnelConnection, TunnelGoneError, TunnelStream
-from bridge.uplink.dispatch import dispatch
+from bridge.tunnel_io import (
+    CLOSE_TIMEOUT_S,
+    StreamCancelledError,
+    TunnelConnection,
+    TunnelGoneError,
+    TunnelStream,
+)
+from bridge.uplink.dispatch import LocalServer, dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +120,7 @@ RETRYABLE = (
 
 
 class UplinkClient:
-    """Keeps one tunnel to the relay up; forwards its requests to :attr:`local_url`."""
+    """Keeps one tunnel to each relay up; serves their requests from :attr:`local`."""
 
     def __init__(
         self, config: TunnelConfig, *, epoch_file: Path, health: HealthSource | None = None
@@ -125,7 +132,7 @@ class UplinkClient:
         )
         self.epoch_file = epoch_file
         self.health = health
-        self.local_url: str | None = None
+        self.local: LocalServer | None = None
         self.connection: TunnelConnection | None = None
         self.connects = 0  # successful handshakes, for tests and status
         self.epoch = 0
@@ -141,9 +148,9 @@ class UplinkClient:
     def connected(self) -> bool:
         return any(conn.alive for conn in self.connections.values())
 
-    def serving_at(self, url: str) -> None:
-        """The bridge's listener is up at ``url``: the client may now dial the relay."""
-        self.local_url = url.rstrip("/")
+    def serving(self, local: LocalServer) -> None:
+        """The bridge's server is up (``local``): the client may now dial the relays."""
+        self.local = local
         self._local_ready.set()
 
     async def stop(self) -> None:
@@ -161,23 +168,19 @@ class UplinkClient:
     async def run(self) -> None:
         """Keep one tunnel to each configured relay (``tunnel.urls``); until cancelled."""
         await self._local_ready.wait()
-        async with (
-            aiohttp.ClientSession(trust_env=True) as relay_http,
-            aiohttp.ClientSession(auto_decompress=False) as local_http,
-        ):
-            loops = [self._keep_up(url, relay_http, local_http) for url in self.config.relay_urls]
-            await asyncio.gather(*loops)
+        async with aiohttp.ClientSession(trust_env=True) as relay_http:
+            await asyncio.gather(
+                *(self._keep_up(url, relay_http) for url in self.config.relay_urls)
+            )
 
-    async def _keep_up(
-        self, url: str, relay_http: aiohttp.ClientSession, local_http: aiohttp.ClientSession
-    ) -> None:
+    async def _keep_up(self, url: str, relay_http: aiohttp.ClientSession) -> None:
         """Connect to ``url``, serve, reconnect with backoff; each relay on its own schedule."""
         attempt = 0
         failing = False
         while True:
             opened_at: list[float] = []
             try:
-                await self._connect_once(url, relay_http, local_http, opened_at)
+                await self._connect_once(url, relay_http, opened_at)
                 error: BaseException | None = None
             except RETRYABLE as exc:
                 error = exc
@@ -209,7 +212,6 @@ class UplinkClient:
         self,
         url: str,
         relay_http: aiohttp.ClientSession,
-        local_http: aiohttp.ClientSession,
         opened_at: list[float],
     ) -> None:
         config = self.config
@@ -225,7 +227,7 @@ class UplinkClient:
         conn = TunnelConnection(
             ws,
             TunnelProtocol(Side.CLIENT),
-            on_request=lambda head, stream: self._on_request(local_http, head, stream),
+            on_request=self._on_request,
             on_cancel=lambda stream_id: self._on_cancel(conn, stream_id),
         )
         conn.start()
@@ -272,11 +274,9 @@ class UplinkClient:
             if conn.protocol.limits is not None:
                 return
 
-    def _on_request(
-        self, session: aiohttp.ClientSession, head: RequestHead, stream: TunnelStream
-    ) -> None:
-        assert self.local_url is not None
-        task = asyncio.create_task(dispatch(session, self.local_url, head, stream))
+    def _on_request(self, head: RequestHead, stream: TunnelStream) -> None:
+        assert self.local is not None
+        task = asyncio.create_task(dispatch(self.local, head, stream))
         self._tasks.add(task)
         key = (stream.conn, head.stream_id)  # stream ids repeat across relays' connections
         self._by_stream[key] = task
@@ -286,7 +286,9 @@ class UplinkClient:
             if self._by_stream.get(key) is t:
                 del self._by_stream[key]
             if not t.cancelled():
-                t.exception()  # streams cancelled by the relay end here; nothing to report
+                exc = t.exception()  # streams cancelled by the relay end here; nothing to report
+                if exc is not None and not isinstance(exc, StreamCancelledError | TunnelGoneError):
+                    logger.error("tunnel request failed", exc_info=exc)
 
         task.add_done_callback(done)
 
@@ -332,7 +334,7 @@ UPLINK = web.AppKey("uplink", UplinkClient)
 
 def make_uplink(app: web.Application, config: TunnelConfig) -> None:
     """Wire the tunnel client into the bridge app (``bridge/app.py``): built now, started by a
-    cleanup context after the services, dialling once ``serving_at`` is called."""
+    cleanup context after the services, dialling once ``serving`` is called."""
     runtime = app[RUNTIME]
     app[UPLINK] = UplinkClient(
         config,

@@ -27,6 +27,7 @@ from bridge.serve import run_bridge
 from bridge.tunnel.messages import Close, Event
 from bridge.tunnel.protocol import Side, TunnelProtocol
 from bridge.uplink.client import UPLINK, UplinkClient
+from bridge.uplink.dispatch import LocalServer
 from tests.conftest import make_config
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -128,14 +129,14 @@ async def running_bridge(
 
 @contextlib.asynccontextmanager
 async def running_uplink(
-    tmp_path: Path, local_url: str, tunnel: dict[str, Any]
+    tmp_path: Path, local: LocalServer, tunnel: dict[str, Any]
 ) -> AsyncIterator[UplinkClient]:
     """Only the tunnel client, forwarding to some other local app (a test echo app)."""
     config = TunnelConfig(
         **{k: v for k, v in tunnel.items() if k in TunnelConfig.__dataclass_fields__}
     )
     uplink = UplinkClient(config, epoch_file=tmp_path / "tunnel-epoch")
-    uplink.serving_at(local_url)
+    uplink.serving(local)
     task = asyncio.create_task(uplink.run())
     try:
         yield uplink
@@ -146,14 +147,15 @@ async def running_uplink(
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """A local app on 127.0.0.1; its handlers are cancelled when their client goes away."""
+async def serving(app: web.Application) -> AsyncIterator[LocalServer]:
+    """A local app on 127.0.0.1, served to a tunnel client in process as the bridge is; its
+    handlers are cancelled when their client goes away."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield LocalServer(runner, "127.0.0.1", runner.addresses[0][1])
     finally:
         await runner.cleanup()
 

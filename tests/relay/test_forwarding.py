@@ -18,7 +18,6 @@ from tests.relay.harness import (
     OPERATOR_TOKEN,
     RunningRelay,
     add_venues,
-    free_port,
     relay_config,
     running_bridge,
     running_relay,
@@ -172,6 +171,49 @@ async def test_10_mib_request_and_response_bodies_cross_intact(tmp_path):
         assert len(data) == 10 * MIB + 7 and sha(data) == sha(expected)
 
 
+async def test_a_streamed_upload_a_head_and_an_unknown_route_are_served_as_directly(tmp_path):
+    config = relay_config(tmp_path)
+    parts = [os.urandom(100_000 + i) for i in range(30)]  # 3 MiB, no Content-Length: chunked
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    async with echo_venue(tmp_path, config, {}) as (relay, http):
+        async with http.post(f"{relay.url}/v/cafe-a/echo", data=chunks()) as response:
+            assert response.status == 200
+            assert sha(await response.read()) == sha(b"".join(parts))
+        async with http.head(f"{relay.url}/v/cafe-a/blob?n=1234") as response:
+            assert response.status == 200 and response.headers["Content-Length"] == "1234"
+            assert await response.read() == b""
+        async with http.get(f"{relay.url}/v/cafe-a/nowhere") as response:
+            assert response.status == 404  # aiohttp's own answer, as on the bridge's listener
+
+
+async def test_bodiless_requests_reuse_one_in_memory_connection_and_bodies_get_their_own(
+    tmp_path,
+):
+    config = relay_config(tmp_path)
+    token = add_venues(config, "cafe-a")["cafe-a"]
+    async with (
+        running_relay(config) as relay,
+        serving(echo_app({})) as local,
+        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
+        aiohttp.ClientSession() as http,
+    ):
+        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+        server = local.server
+        assert server is not None
+        for i in range(20):
+            async with http.get(f"{relay.url}/v/cafe-a/echo?i={i}") as response:
+                assert response.status == 200
+                assert response.headers["X-Seen-Path"] == f"/echo?i={i}"
+        assert len(server.connections) == 1  # kept alive between requests, as a client would
+        async with http.post(f"{relay.url}/v/cafe-a/echo", data=b"body") as response:
+            assert await response.read() == b"body"
+        await wait_until(lambda: len(server.connections) == 1)  # the POST's own one is gone
+
+
 async def test_past_the_deadline_it_is_504_and_the_bridge_is_told_to_stop(tmp_path):
     config = relay_config(tmp_path, request_timeout_s=0.3)
     seen: dict[str, object] = {}
@@ -237,13 +279,14 @@ async def test_a_bridge_that_stops_says_goodbye_and_is_offline_at_once(tmp_path)
             assert response.status == 503
 
 
-async def test_a_bridge_whose_listener_is_down_answers_502_bridge_unreachable(tmp_path):
+async def test_a_bridge_whose_server_is_down_answers_502_bridge_unreachable(tmp_path):
     config = relay_config(tmp_path)
     token = add_venues(config, "cafe-a")["cafe-a"]
-    closed_port = f"http://127.0.0.1:{free_port()}"
+    async with serving(echo_app({})) as local:
+        pass  # the runner is cleaned up: its server is gone
     async with (
         running_relay(config) as relay,
-        running_uplink(tmp_path, closed_port, tunnel_section(relay.tunnel_url, "cafe-a", token)),
+        running_uplink(tmp_path, local, tunnel_section(relay.tunnel_url, "cafe-a", token)),
         aiohttp.ClientSession() as http,
     ):
         await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)

@@ -106,7 +106,14 @@ async def test_the_bridge_keeps_a_tunnel_to_each_relay_and_both_answer(tmp_path,
         tunnel["urls"] = [relay_a.tunnel_url, relay_b.tunnel_url]
         async with running_bridge(tmp_path, tunnel) as uplink, aiohttp.ClientSession() as http:
             relays = (relay_a, relay_b)
-            await wait_until(lambda: all(r.relay.registry.get("cafe-a") for r in relays))
+            # A relay registers the venue as it sends WELCOME, a moment before the bridge has
+            # read it: wait for both ends.
+            await wait_until(
+                lambda: (
+                    all(r.relay.registry.get("cafe-a") for r in relays)
+                    and len(uplink.connections) == 2
+                )
+            )
             link_a = relay_a.relay.registry.get("cafe-a")
             link_b = relay_b.relay.registry.get("cafe-a")
             assert link_a is not None and link_b is not None

@@ -14,6 +14,8 @@ from bridge.tunnel.messages import BodyChunk, EndOfBody, Limits, RequestHead
 from bridge.tunnel.protocol import Side, StreamState, TunnelProtocol
 from tests.tunnel.pairs import SMALL, MiB, connected, hello_from, pump, transfer
 
+LIVE = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE)
+
 # -- many streams, back to back ---------------------------------------------------------------
 
 
@@ -58,6 +60,8 @@ def test_many_interleaved_streams_carry_multi_mib_bodies_intact_within_their_win
             assert side.unconsumed() <= limits.connection_window
             assert all(side.unconsumed(s) <= limits.initial_stream_window for s in requests)
             assert side.send_window() >= 0 and all(side.send_window(s) >= 0 for s in requests)
+            live = [s for s in requests if side.stream_state(s) in LIVE]
+            assert side.open_streams == len(live)  # the kept count matches the states
             take = rng.randint(0, len(held[side]))
             for sid, n in held[side][:take]:
                 side.consumed(sid, n)

@@ -127,6 +127,7 @@ def test_cancel_drops_queued_bytes_returns_credit_and_ignores_late_frames():
     client.send_body(sid, b"late")
     relay.send_cancel(sid, CancelCode.TIMEOUT)
     assert relay.queued(sid) == 0 and relay.stream_state(sid) is StreamState.CANCELLED
+    assert relay.open_streams == 0 and client.open_streams == 1  # a cancelled stream is not open
     transfer(relay, client)
     events = client.events_received()
     assert events[-1] == Cancel(sid, CancelCode.TIMEOUT)
@@ -148,6 +149,7 @@ def test_crossing_cancels_end_the_stream_on_both_sides_without_a_third():
     client.send_cancel(sid, CancelCode.REFUSED)
     pump(client, relay)
     assert client.stream_state(sid) is relay.stream_state(sid) is StreamState.CLOSED
+    assert client.open_streams == relay.open_streams == 0
     assert client.events_received() == relay.events_received() == []
 
 
