@@ -61,17 +61,19 @@ async def simulator_target(work: Path) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
-async def tcp_target(work: Path) -> AsyncIterator[Target]:
-    """PBT1 to the emulator in a child process on 127.0.0.1 (in memory, no state file)."""
-    argv = [sys.executable, "-m", "bridge", "pos-emulator", "tcp://127.0.0.1:0"]
-    argv += ["--tables", str(TABLES)]
-    with (work / "tcp-emulator.log").open("wb") as log:
+async def emulator_target(
+    work: Path, url: str, options: dict[str, Any] | None = None
+) -> AsyncIterator[Target]:
+    """``pos-bridge pos-emulator URL`` in a child process (in memory, no state file)."""
+    argv = [sys.executable, "-m", "bridge", "pos-emulator", url, "--tables", str(TABLES)]
+    scheme = url.split(":", 1)[0]
+    with (work / f"{scheme}-emulator.log").open("wb") as log:
         proc = subprocess.Popen(
             argv, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=log, text=True
         )
     try:
-        url = await asyncio.wait_for(asyncio.to_thread(_ready_url, proc), START_TIMEOUT_S)
-        yield Target(url, {"timeout_ms": 10_000}, pos_pid=proc.pid)
+        driver_url = await asyncio.wait_for(asyncio.to_thread(_ready_url, proc), START_TIMEOUT_S)
+        yield Target(driver_url, {"timeout_ms": 10_000, **(options or {})}, pos_pid=proc.pid)
     finally:
         proc.terminate()
         try:
@@ -81,6 +83,24 @@ async def tcp_target(work: Path) -> AsyncIterator[Target]:
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def tcp_target(work: Path) -> contextlib.AbstractAsyncContextManager[Target]:
+    """PBT1 to the emulator on 127.0.0.1."""
+    return emulator_target(work, "tcp://127.0.0.1:0")
+
+
+def file_target(work: Path) -> contextlib.AbstractAsyncContextManager[Target]:
+    """File-drop in a local folder, the folder watched through OS events."""
+    (work / "drop").mkdir(exist_ok=True)
+    return emulator_target(work, f"file://{work / 'drop'}", {"watch": "events"})
+
+
+def file_poll_target(work: Path) -> contextlib.AbstractAsyncContextManager[Target]:
+    """File-drop polled every 50 ms, as on a share that sends no change notifications."""
+    (work / "drop-poll").mkdir(exist_ok=True)
+    options = {"watch": "poll", "poll_interval_ms": 50}
+    return emulator_target(work, f"file://{work / 'drop-poll'}", options)
 
 
 def _ready_url(proc: subprocess.Popen[str]) -> str:
@@ -95,6 +115,8 @@ def _ready_url(proc: subprocess.Popen[str]) -> str:
 TARGETS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[Target]]] = {
     "simulator": simulator_target,
     "tcp": tcp_target,
+    "file": file_target,
+    "file-poll": file_poll_target,
 }
 
 
