@@ -23,7 +23,9 @@ from drivers.emulator.pos import EmulatedPos
 from drivers.simulator.driver import SimulatorDriver
 
 #: scheme → "module:function" of its server.
-SERVERS: dict[str, str] = {}
+SERVERS: dict[str, str] = {
+    "serial": "drivers.emulator.serial_server:serve",
+}
 
 ServeFunction = Callable[[SplitResult, EmulatedPos], AbstractAsyncContextManager[str]]
 

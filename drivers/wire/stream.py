@@ -157,8 +157,11 @@ class StreamExchange:
                     continue
                 delay = deadline - time.monotonic()
                 if delay > 0:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+                    # lands as the event is set, and this task would then never end.
                     try:
-                        await asyncio.wait_for(self._wake_timer.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await self._wake_timer.wait()
                         continue
                     except TimeoutError:
                         pass

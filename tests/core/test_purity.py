@@ -40,6 +40,10 @@ CORE_FILES = sorted(
         ROOT / "drivers/base.py",
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
+        # PBS1 framing, line timers and ARQ: `now` is an argument, the port is elsewhere.
+        ROOT / "drivers/serial/frames.py",
+        ROOT / "drivers/serial/settings.py",
+        ROOT / "drivers/serial/codec.py",
     ]
 )
 
