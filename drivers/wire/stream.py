@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from typing import Protocol
 
@@ -52,7 +53,10 @@ class StreamExchange:
     def __init__(self, link: ByteLink, codec: ClientCodec) -> None:
         self._link = link
         self._codec = codec
-        self._ids = itertools.count(1)
+        # Ids start at random: a serial line outlives the bridge process, and a POS may still
+        # be sending replies to the requests of a bridge that was killed. Counting from 1 again
+        # would hand those to the new process's requests with the same ids.
+        self._ids = itertools.count(secrets.randbelow(MAX_ID) + 1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._connected = False
         self._connect_lock = asyncio.Lock()

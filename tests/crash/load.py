@@ -122,8 +122,12 @@ class CrashLoad:
         session: aiohttp.ClientSession,
         seed: int,
         deadline: float,
+        switch: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.bridge = bridge
+        # How to switch the POS's mode; by default the simulator inside the bridge, which a
+        # restart of the bridge brings back online. A POS in its own process stays as it was.
+        self.switch = switch
         self.session = session
         self.seed = seed
         self.deadline = deadline  # loop time after which nobody retries any more
@@ -267,6 +271,11 @@ class CrashLoad:
     # -- the POS switch ----------------------------------------------------------------------
 
     async def set_pos(self, mode: str) -> bool:
+        if self.switch is not None:
+            switched = await self.switch(mode)
+            if not switched:
+                self._problem(f"switching the POS {mode}: the emulator refused")
+            return switched
         try:
             async with self.session.post(
                 f"{self.bridge.base_url}/api/drivers/main/simulator",
@@ -292,7 +301,7 @@ class CrashLoad:
         while not stop.is_set() and not self._late():
             pause = rng.uniform(0.2, 0.9) if mode == "online" else rng.uniform(0.1, 0.7)
             await asyncio.sleep(pause)
-            if generation != self.generation:  # a restart brought the POS back online
+            if generation != self.generation and self.switch is None:  # back online
                 mode, generation = "online", self.generation
             wanted = "online"
             if mode == "online":

@@ -148,3 +148,24 @@ async def test_bits_flipped_by_the_pos_are_caught_by_the_crc() -> None:
         codec = driver.exchange._codec  # type: ignore[attr-defined]
         assert codec.link.reader.stats.frames_rejected > 0
         assert codec.link.stats.bad_payloads == 0
+
+
+async def test_replies_meant_for_a_dead_bridge_are_not_taken_by_the_next() -> None:
+    """The line outlives the bridge: a killed bridge's replies still trickle out of the POS.
+    The next bridge process must not take them for answers to its own requests."""
+    async with serial_pos() as (pos, url):
+        pos.faults.delay_ms = 100
+        async with serial_driver(url, timeout_ms=2000) as dead:
+            calls = [
+                asyncio.create_task(dead.get_open_bill(LOCATION, table)) for table in (1, 2, 3)
+            ]
+            await asyncio.sleep(0.05)  # requests delivered, replies not yet sent
+        for call in calls:
+            with pytest.raises(PosOfflineError):
+                await call
+        await asyncio.sleep(0.15)  # the POS answers them: nobody ACKs, it retransmits
+        pos.faults.delay_ms = 0
+        async with serial_driver(url, timeout_ms=2000) as fresh:
+            for table in (4, 5, 6, 4, 5, 6):
+                bill = await fresh.get_open_bill(LOCATION, table)
+                assert bill is not None and bill.table == table

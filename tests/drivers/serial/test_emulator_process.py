@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from drivers.errors import PosTimeoutError, PosUnavailableError
+from tests.crash.emulator import emulator_process
 from tests.drivers.serial.harness import LOCATION, instruction, serial_driver
 
-READY = "POS emulator ready: driver url = "
-CONTROL = "control API: "
-
-
-async def start_emulator(state: Path) -> tuple[asyncio.subprocess.Process, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge", "pos-emulator", "serial:pty?baudrate=115200",
-        "--state", str(state), "--control-port", "0", "--tables", "4",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    url = control = ""
-    async with asyncio.timeout(20):
-        while not (url and control):
-            line = (await proc.stdout.readline()).decode()
-            assert line, "the emulator exited before it was ready"
-            if line.startswith(READY):
-                url = line[len(READY) :].strip()
-            elif line.startswith(CONTROL):
-                control = line[len(CONTROL) :].strip().removesuffix("/faults")
-    return proc, url, control
+LINE = "serial:pty?baudrate=115200"
 
 
 async def test_emulator_process_serves_a_pty_and_obeys_its_control_api(tmp_path: Path) -> None:
-    proc, url, control = await start_emulator(tmp_path / "pos.sqlite3")
-    try:
+    state = tmp_path / "pos.sqlite3"
+    async with emulator_process(LINE, state, tables=4) as emulator:
+        url, control, proc = emulator.driver_url, emulator.control_url, emulator.proc
         assert url.startswith("serial:///dev/") and "baudrate=115200" in url
         async with serial_driver(url, timeout_ms=1000) as driver, aiohttp.ClientSession() as http:
             bill = await driver.get_open_bill(LOCATION, 2)
@@ -59,16 +39,10 @@ async def test_emulator_process_serves_a_pty_and_obeys_its_control_api(tmp_path:
             await proc.wait()
             with pytest.raises(PosUnavailableError):
                 await driver.list_tables(LOCATION)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
-    proc, url, _ = await start_emulator(tmp_path / "pos.sqlite3")  # rebooted, same bills
-    try:
-        async with serial_driver(url, timeout_ms=1000) as driver:
-            found = await driver.find_payment(LOCATION, "proc-1")
-            assert found is not None and found.pos_reference == paid.pos_reference
-    finally:
-        proc.kill()
-        await proc.wait()
+    async with (
+        emulator_process(LINE, state, tables=4) as emulator,  # rebooted, same bills
+        serial_driver(emulator.driver_url, timeout_ms=1000) as driver,
+    ):
+        found = await driver.find_payment(LOCATION, "proc-1")
+        assert found is not None and found.pos_reference == paid.pos_reference
