@@ -16,7 +16,9 @@ from drivers.errors import (
     UnknownTableError,
 )
 from drivers.registry import load_driver
+from drivers.serial.codec import Pbs1ClientCodec
 from drivers.serial.driver import SerialDriver
+from drivers.wire.codec import load_codec
 from tests.drivers.serial.harness import (
     LOCATION,
     instruction,
@@ -30,6 +32,10 @@ from tests.drivers.serial.harness import (
 def test_registered_under_its_scheme() -> None:
     assert load_driver("serial") is SerialDriver
     assert SerialDriver.info.name == "serial"
+
+
+def test_pbs1_is_a_registered_codec_that_other_stream_links_can_carry() -> None:
+    assert load_codec("pbs1", {}) is Pbs1ClientCodec  # through the entry point, not builtin
 
 
 @pytest.mark.parametrize(
@@ -140,14 +146,25 @@ async def test_a_reboot_mid_payment_is_survived_and_applied_once() -> None:
         assert len(await driver.list_tables(LOCATION)) == 6
 
 
-async def test_bits_flipped_by_the_pos_are_caught_by_the_crc() -> None:
+async def test_bits_flipped_by_the_pos_are_caught_and_no_payment_lands_twice() -> None:
+    """A third of the POS's writes get a flipped bit, ACKs included: the bridge retransmits
+    frames the POS already has, which the POS must ACK again without applying again."""
     async with serial_pos() as (pos, url), serial_driver(url, timeout_ms=2000) as driver:
-        pos.faults.corrupt_per_mille = 300
+        pos.faults.corrupt_per_mille = 333
+        paid = []
         for table in range(1, 7):
-            assert await driver.get_open_bill(LOCATION, table) is not None
+            bill = await driver.get_open_bill(LOCATION, table)
+            assert bill is not None
+            for part in range(3):
+                payment = instruction(bill, f"flipped-{table}-{part}", 100 + part)
+                await settle(driver, payment)
+                paid.append(payment.payment_id)
         codec = driver.exchange._codec  # type: ignore[attr-defined]
+        server = pos._reboot_listeners[-1].__self__.codec  # type: ignore[attr-defined]
         assert codec.link.reader.stats.frames_rejected > 0
         assert codec.link.stats.bad_payloads == 0
+        assert sorted(payment_ids(pos)) == sorted(paid)
+        assert server.link.stats.duplicates > 0  # lost ACKs really made retransmits
 
 
 async def test_replies_meant_for_a_dead_bridge_are_not_taken_by_the_next() -> None:

@@ -13,7 +13,6 @@ from drivers.errors import PosUnavailableError
 from tests.drivers.serial.harness import (
     LOCATION,
     instruction,
-    payment_ids,
     serial_driver,
     serial_pos,
     settle,
@@ -46,14 +45,16 @@ async def test_noise_is_rejected_by_the_crc_and_every_payment_lands_once() -> No
                     payment = instruction(bill, f"noisy-{table}-{part}", 100 + part)
                     settled = await settle(driver, payment)
                     assert settled.payment_id == payment.payment_id
-                    paid.append(payment.payment_id)
+                    paid.append((payment.payment_id, bill.id, 100 + part, 0))
             client = driver.exchange._codec.link  # type: ignore[attr-defined]
             server = pos_codec_link(pos)
-        ids = payment_ids(pos)
+        on_pos = pos.simulator.payments(LOCATION)
 
     print(line, client.stats, client.reader.stats, server.stats, server.reader.stats)
     assert line.damage > 20, line  # the line really was noisy
-    assert sorted(ids) == sorted(paid)  # each payment exactly once
+    # Each payment exactly once, on the right bill, for the amount sent: nothing damaged
+    # passed the CRC as a different but well-formed message.
+    assert sorted(on_pos) == sorted(paid)
     rejected = client.reader.stats.frames_rejected + server.reader.stats.frames_rejected
     assert rejected > 0 and client.stats.retransmitted + server.stats.retransmitted > 0
     # Nothing damaged got past the CRC: every intact-looking frame decoded as a message.
