@@ -24,6 +24,7 @@ from drivers.simulator.driver import SimulatorDriver
 
 #: scheme → "module:function" of its server.
 SERVERS: dict[str, str] = {
+    "serial": "drivers.emulator.serial_server:serve",
     "tcp": "drivers.emulator.tcp_server:serve",
     "file": "drivers.emulator.file_server:serve",
 }

@@ -92,11 +92,15 @@ class WireDriver:
         return payment
 
     async def find_payment(self, location: str, payment_id: str) -> PosPayment | None:
-        return await self._call(
+        payment = await self._call(
             "find_payment",
             {"location": location, "payment_id": payment_id},
             messages.payment_from_result,
         )
+        if payment is not None and payment.payment_id != payment_id:
+            # Trusting it would mark a payment applied that the POS never took.
+            raise PosProtocolError("find_payment answered with another payment")
+        return payment
 
     async def health(self) -> DriverHealth:
         now = datetime.now(UTC)

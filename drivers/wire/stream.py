@@ -24,6 +24,7 @@ import asyncio
 import itertools
 import logging
 import random
+import secrets
 import time
 from typing import Protocol
 
@@ -60,7 +61,10 @@ class StreamExchange:
     def __init__(self, link: ByteLink, codec: ClientCodec) -> None:
         self._link = link
         self._codec = codec
-        self._ids = itertools.count(1)
+        # Ids start at random: a serial line outlives the bridge process, and a POS may still
+        # be sending replies to the requests of a bridge that was killed. Counting from 1 again
+        # would hand those to the new process's requests with the same ids.
+        self._ids = itertools.count(secrets.randbelow(MAX_ID) + 1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._connected = False
         self._connect_lock = asyncio.Lock()
@@ -185,8 +189,11 @@ class StreamExchange:
                     continue
                 delay = deadline - time.monotonic()
                 if delay > 0:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+                    # lands as the event is set, and this task would then never end.
                     try:
-                        await asyncio.wait_for(self._wake_timer.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await self._wake_timer.wait()
                         continue
                     except TimeoutError:
                         pass

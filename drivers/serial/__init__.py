@@ -1,0 +1,1 @@
+"""The serial driver and PBS1, its reference wire protocol (docs/drivers/serial.md)."""
