@@ -73,9 +73,7 @@ class PaymentStore:
         """
 
         def work(conn: sqlite3.Connection) -> IdempotencyHit | None:
-            hit = read_idempotency(conn, payment.platform, payment.id)
-            if hit is not None:
-                return hit
+            # The insert is the check: a taken id conflicts, and only then is its record read.
             inserted = conn.execute(
                 "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
                 " bill_version, currency, amount, tip, label, state, pos_reference, created_at,"
@@ -97,8 +95,9 @@ class PaymentStore:
                     iso(payment.updated_at),
                 ),
             )
-            if inserted.rowcount == 0:  # the payment exists; its replay record was pruned
-                return IdempotencyHit("", None, expired=True)
+            if inserted.rowcount == 0:  # the payment exists: its replay record, or pruned
+                hit = read_idempotency(conn, payment.platform, payment.id)
+                return hit or IdempotencyHit("", None, expired=True)
             insert_audits(conn, payment.platform, audits)
             conn.execute(
                 "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
@@ -168,9 +167,21 @@ class PaymentStore:
         await self.db.write(work)
 
     async def claim_next(self, now: datetime, stale_before: datetime) -> OutboxClaim | None:
-        """Claim the next due outbox entry (or one whose claimer died) for this worker."""
+        """Claim the next due outbox entry (or one whose claimer died) for this worker.
+
+        A payment applied on the request's own path has no outbox entry (two statements
+        fewer per payment); if that path died without a trace (its task gone, its last write
+        failed) the payment sits in ``applying`` past ``stale_before``, and is first given an
+        entry here, so the worker asks the POS about it as about any stale claim.
+        """
 
         def work(conn: sqlite3.Connection) -> OutboxClaim | None:
+            conn.execute(
+                "INSERT INTO outbox (platform, payment_id, next_attempt_at)"
+                " SELECT platform, id, ? FROM payments WHERE state = ? AND updated_at < ?"
+                " ON CONFLICT (platform, payment_id) DO NOTHING",
+                (iso(now), PaymentState.APPLYING.value, iso(stale_before)),
+            )
             row = conn.execute(
                 "UPDATE outbox SET claimed_at = ?, attempts = attempts + 1 WHERE rowid = ("
                 " SELECT rowid FROM outbox WHERE (claimed_at IS NULL AND next_attempt_at <= ?)"
