@@ -17,10 +17,12 @@ worker takes the GIL twice per batch (``COMMIT`` in, result out) and the event l
 waits for the disk. One :class:`asyncio.Lock` keeps the loop's batch, the worker's commit and
 the worker's reads (:meth:`Database.read`) from ever using the connection at once.
 
-Small key lookups on the hot path (:meth:`Database.read_now`) use a second, read-only
-connection inline on the event loop: in WAL mode a reader never waits for the writer, an
-index lookup in cached pages takes tens of microseconds, and it spares a hop to the writer
-thread, where reads would queue behind commits.
+Small key lookups on the hot path (:meth:`Database.read_now`) run inline on the event loop,
+sparing a hop to the worker thread, where reads would queue behind commits: on the writer's
+own connection when no batch, commit or read holds it (its page cache is always current, as
+it made every change), else on a second, read-only connection (in WAL mode a reader never
+waits for the writer, but each commit by the other connection invalidates its page cache, so
+its lookups cost about twice as much: 26 µs against 11 µs, measured).
 """
 
 from __future__ import annotations
@@ -105,13 +107,15 @@ class Database:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
 
     def read_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a small read inline, on the caller's thread, on the read-only connection.
+        """Run a small read inline, on the caller's thread (see the module docstring).
 
-        For index lookups only: anything that scans belongs in :meth:`read`.
+        For index lookups only: anything that scans belongs in :meth:`read`. ``work`` must
+        only read: it may run on the writer's connection.
         """
-        if self._reader is None:
+        if self._reader is None or self._conn is None:
             raise RuntimeError("database is not open")
-        return work(self._reader)
+        # Not locked: no transaction is open on the writer and no thread is using it.
+        return work(self._reader if self._busy.locked() else self._conn)
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a transaction; return once that transaction is on disk.
