@@ -25,6 +25,7 @@ from bridge.store.rows import (
     parse_iso,
     read_idempotency,
     read_payment,
+    response_text,
     row_to_payment,
     save_snapshot,
 )
@@ -107,7 +108,7 @@ class PaymentStore:
                     payment.id,
                     request_hash,
                     response.status if response else None,
-                    json.dumps(response.body) if response else None,
+                    response_text(response) if response else None,
                     iso(now),
                 ),
             )
@@ -158,7 +159,7 @@ class PaymentStore:
                 conn.execute(
                     "UPDATE idempotency SET status = ?, response = ? WHERE platform = ?"
                     " AND payment_id = ?",
-                    (response.status, json.dumps(response.body), payment.platform, payment.id),
+                    (response.status, response_text(response), payment.platform, payment.id),
                 )
             change_outbox(conn, payment, outbox, next_attempt_at, error)
             if bill is not None:
@@ -357,7 +358,7 @@ class PaymentStore:
             conn.execute(
                 "UPDATE idempotency SET status = ?, response = ? WHERE platform = ? AND"
                 " payment_id = ? AND response IS NULL",
-                (response.status, json.dumps(response.body), payment.platform, payment.id),
+                (response.status, response_text(response), payment.platform, payment.id),
             )
 
         await self.db.write(work)

@@ -6,10 +6,11 @@ the connection it is given, inside the caller's transaction.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from bridge.core.bill import Bill, bill_json_text
 from bridge.core.idempotency import StoredResponse
@@ -26,6 +27,11 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def response_text(response: StoredResponse) -> str:
+    """A stored answer's body as JSON text (orjson: see ``bridge/http/responses.py``)."""
+    return orjson.dumps(response.body).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,7 @@ def read_idempotency(
     ).fetchone()
     if row is None:
         return None
-    response = StoredResponse(row[1], json.loads(row[2])) if row[2] is not None else None
+    response = StoredResponse(row[1], orjson.loads(row[2])) if row[2] is not None else None
     return IdempotencyHit(row[0], response)
 
 
