@@ -1,4 +1,4 @@
-"""Rows: how payments, audit records, idempotency records and bills sit in SQLite.
+"""Rows: how payments (with their replay records), audit records and bills sit in SQLite.
 
 Shared by the store's intent methods (``bridge/store/payments.py``); each function runs on
 the connection it is given, inside the caller's transaction.
@@ -96,13 +96,15 @@ def save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: d
 def read_idempotency(
     conn: sqlite3.Connection, platform: str, payment_id: str
 ) -> IdempotencyHit | None:
+    """The replay record of a payment id: ``None`` if the id is new, ``expired`` if pruned."""
     row = conn.execute(
-        "SELECT request_hash, status, response FROM idempotency WHERE platform = ? AND"
-        " payment_id = ?",
+        "SELECT request_hash, answer_status, answer FROM payments WHERE platform = ? AND id = ?",
         (platform, payment_id),
     ).fetchone()
     if row is None:
         return None
+    if row[0] is None:
+        return IdempotencyHit("", None, expired=True)
     response = StoredResponse(row[1], orjson.loads(row[2])) if row[2] is not None else None
     return IdempotencyHit(row[0], response)
 

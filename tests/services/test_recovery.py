@@ -128,3 +128,17 @@ async def test_a_payment_left_applying_in_process_is_adopted_by_the_outbox_once_
     assert [p[0] for p in runtime.drivers["main"].payments("1")] == ["orphan"]
     replay = await client.post(loke_url(6, "payments"), headers=LOKE_AUTH, json=body)
     assert replay.status == 202  # the waiting platform was answered "queued" on adoption
+
+
+async def test_pruning_forgets_every_old_answer_in_chunks(client, monkeypatch):
+    monkeypatch.setattr("bridge.store.payments.PRUNE_CHUNK", 2)
+    bill = await fetch_bill(client, 3)
+    for n in range(5):
+        body = payment_body(bill, f"chunk-{n}", 10)
+        response = await client.post(loke_url(3, "payments"), headers=LOKE_AUTH, json=body)
+        assert response.status == 201
+    runtime = client.app[RUNTIME]
+    later = runtime.clock() + timedelta(days=400)
+    assert await runtime.store.prune_idempotency(later) == 5
+    assert await runtime.store.prune_idempotency(later) == 0
+    assert runtime.store.idempotency("loke", "chunk-4").expired
