@@ -17,12 +17,21 @@ from bridge.core.idempotency import StoredResponse
 from bridge.core.money import Money
 from bridge.core.payment import AuditRecord, Payment, PaymentState
 
+#: The last moment :func:`iso` wrote, and its text: one write stores the same ``now`` in
+#: several columns and rows (payment, audit rows), so most calls repeat the one before.
+_last_iso: tuple[datetime | None, str] = (None, "")
+
 
 def iso(moment: datetime) -> str:
     """UTC, fixed width (microseconds always written), so stored times sort as text."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    global _last_iso
+    last, text = _last_iso
+    if moment is last:
+        return text
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds")
+    _last_iso = (moment, text)
+    return text
 
 
 def parse_iso(text: str) -> datetime:
