@@ -62,7 +62,12 @@ async def fetch_table_bill(request: web.Request) -> web.Response:
 async def add_payment(request: web.Request) -> web.Response:
     runtime, location, raw = await _authorised(request)
     table = parse_table_number(request.match_info["table"])
-    if request.content_type != "application/json":
+    # The header as platforms send it skips aiohttp's Content-Type parser; anything else
+    # (parameters, other case) is parsed and judged as before.
+    if (
+        request.headers.get("Content-Type") != "application/json"
+        and request.content_type != "application/json"
+    ):
         raise UnsupportedMediaTypeError(
             "unsupported_media_type",
             "send the payment as application/json",
