@@ -241,9 +241,9 @@ class PaymentService:
         applying, audit = transition(
             payment, PaymentState.APPLYING, now, "POS online: applying now"
         )
-        # No outbox entry: applied now, or queued with one below; the worker adopts a payment
-        # left ``applying`` by a path that died (``PaymentStore.claim_next``), a restart
-        # every payment left ``applying`` (``OutboxWorker.recover``).
+        # No outbox entry: applied now, or queued with one below. If this path dies in
+        # between, the worker adopts the payment once it is stale (``PaymentStore.claim_next``)
+        # and a restart queues every payment left ``applying`` (``OutboxWorker.recover``).
         earlier = await self._record(request, applying, [received, audit], None, None)
         if earlier is not None:
             return earlier
