@@ -131,8 +131,9 @@ def print_table(report: dict[str, Any]) -> None:
         )
     print(
         "loop% = CPU of the bridge's event-loop thread, sqlite% = CPU of its other threads (the"
-        " SQLite worker), in % of one core;\nsqlbusy% = wall time the SQLite thread spent in"
-        " batches and reads (CPU + fsync + GIL waits); commit/pay = fsyncs per payment;\n"
+        " SQLite worker), in % of one core;\nsqlbusy% = wall time in batches (statements, on"
+        " the loop), commits and reads (SQLite thread: fsync, GIL waits); commit/pay = fsyncs"
+        " per payment;\n"
         "client% = the load generator's CPU; machine% = all processes, out of"
         f" {100 * (os.cpu_count() or 1)}%; others% = machine% - bridge - client (noise:"
         " other\nworkloads on this shared machine; a run with high others% understates the"

@@ -4,13 +4,14 @@
         [--switch-interval S]
 
 It calls ``bridge.cli.main(["serve", "--config", PATH])``; no bridge code is changed. Before
-that it wraps three methods of :class:`bridge.store.database.Database` (a counter or a clock
+that it wraps four methods of :class:`bridge.store.database.Database` (a counter or a clock
 read per call: microseconds, far below the cost of a payment):
 
 - ``__init__``, to find the open database(s), whose ``batches`` / ``batched_writes`` counters
   tell how well group commit batches;
-- ``_run_batch``, to keep a histogram of batch sizes (writes per ``BEGIN`` … ``COMMIT``) and
-  the wall time the SQLite thread spends in batches;
+- ``_run_batch`` (a batch's statements, on the event loop) and ``_commit`` (its ``COMMIT``, on
+  the SQLite thread), to keep a histogram of batch sizes (writes per ``BEGIN`` … ``COMMIT``)
+  and the wall time spent in batches and their commits;
 - ``read``, to time each read on the SQLite thread and how long it queued for that thread.
 
 ``SIGUSR1`` writes ``{"seq", "batches", "batched_writes", "sizes", "batch_ns", "reads",
@@ -44,6 +45,7 @@ def install(counters_path: Path, cprofile_path: Path | None) -> None:
     timing = {"batch_ns": 0, "reads": 0, "read_ns": 0, "read_wait_ns": 0}
     original_init = database.Database.__init__
     original_run_batch = database.Database._run_batch
+    original_commit = database.Database._commit
     original_read = database.Database.read
     clock = time.perf_counter_ns
 
@@ -56,6 +58,13 @@ def install(counters_path: Path, cprofile_path: Path | None) -> None:
         began = clock()
         try:
             return original_run_batch(self, works)
+        finally:
+            timing["batch_ns"] += clock() - began
+
+    def timed_commit(self: database.Database) -> None:
+        began = clock()
+        try:
+            original_commit(self)
         finally:
             timing["batch_ns"] += clock() - began
 
@@ -75,6 +84,7 @@ def install(counters_path: Path, cprofile_path: Path | None) -> None:
 
     database.Database.__init__ = counted_init  # type: ignore[method-assign]
     database.Database._run_batch = counted_run_batch  # type: ignore[method-assign]
+    database.Database._commit = timed_commit  # type: ignore[method-assign]
     database.Database.read = timed_read  # type: ignore[method-assign]
     seq = 0
 

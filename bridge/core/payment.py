@@ -16,7 +16,7 @@ the same transaction. Nothing here reads a clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -155,10 +155,21 @@ def transition(
     """
     if target not in _ALLOWED[payment.state]:
         raise InvalidTransitionError(payment.id, payment.state, target)
-    moved = replace(
-        payment,
-        state=target,
-        updated_at=now,
-        pos_reference=pos_reference if pos_reference is not None else payment.pos_reference,
+    # Spelled out rather than ``dataclasses.replace``, which looks the fields up on every
+    # call: three transitions per payment made it a visible share of its CPU (bench/).
+    moved = Payment(
+        payment.id,
+        payment.platform,
+        payment.location_id,
+        payment.table,
+        payment.bill_ref,
+        payment.bill_version,
+        payment.amount,
+        payment.tip,
+        payment.label,
+        target,
+        payment.created_at,
+        now,
+        pos_reference if pos_reference is not None else payment.pos_reference,
     )
     return moved, AuditRecord(payment.id, payment.state, target, now, reason)

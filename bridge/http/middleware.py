@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bridge.errors import ApiError
+from bridge.http.responses import json_response
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ _HTTP_CODES = {
 
 
 def error_response(error: ApiError) -> web.Response:
-    return web.json_response(error.body(), status=error.status, headers=error.headers)
+    return json_response(error.body(), status=error.status, headers=error.headers)
 
 
 @web.middleware
@@ -41,7 +42,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc)
     except web.RequestPayloadError:  # the body's framing or Content-Encoding is broken
         body = {"error": "invalid_body", "message": "the body cannot be read", "details": {}}
-        return web.json_response(body, status=400)
+        return json_response(body, status=400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -51,7 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "the request body is too large"
         body = {"error": code, "message": message, "details": {}}
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return web.json_response(body, status=exc.status, headers=headers)
+        return json_response(body, status=exc.status, headers=headers)
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         body = {
@@ -59,4 +60,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "message": "the bridge failed; it was logged",
             "details": {},
         }
-        return web.json_response(body, status=500)
+        return json_response(body, status=500)

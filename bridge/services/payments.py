@@ -241,7 +241,10 @@ class PaymentService:
         applying, audit = transition(
             payment, PaymentState.APPLYING, now, "POS online: applying now"
         )
-        earlier = await self._record(request, applying, [received, audit], None, now, claimed=True)
+        # No outbox entry: applied now, or queued with one below. If this path dies in
+        # between, the worker adopts the payment once it is stale (``PaymentStore.claim_next``)
+        # and a restart queues every payment left ``applying`` (``OutboxWorker.recover``).
+        earlier = await self._record(request, applying, [received, audit], None, None)
         if earlier is not None:
             return earlier
         return await self._apply_now(applying, location, driver, render)
@@ -253,8 +256,6 @@ class PaymentService:
         audits: list[AuditRecord],
         response: StoredResponse | None,
         outbox_at: datetime | None,
-        *,
-        claimed: bool = False,
     ) -> PaymentOutcome | None:
         """Write the payment durably; ``None`` when written, else the earlier answer.
 
@@ -267,7 +268,7 @@ class PaymentService:
             request.fingerprint,
             response=response,
             outbox_at=outbox_at,
-            claimed=claimed,
+            claimed=False,
             now=payment.updated_at,
         )
         if hit is not None:
@@ -286,7 +287,7 @@ class PaymentService:
             now = self._clock()
             rejected, audit = transition(payment, PaymentState.REJECTED, now, f"POS refused: {exc}")
             response = rejection(exc)
-            await self._store.save_transition(rejected, audit, response=response, outbox="remove")
+            await self._store.save_transition(rejected, audit, response=response)
             return PaymentOutcome(response)
         except PosUnavailableError as exc:
             now = self._clock()
@@ -316,9 +317,7 @@ class PaymentService:
             pos_reference=receipt.pos_reference,
         )
         response = render.applied(applied, receipt.bill)
-        await self._store.save_transition(
-            applied, audit, response=response, outbox="remove", bill=receipt.bill
-        )
+        await self._store.save_transition(applied, audit, response=response, bill=receipt.bill)
         if receipt.bill is not None:
             self._snapshot_versions[(location.loke_location_id, receipt.bill.table)] = (
                 receipt.bill.version

@@ -1,4 +1,4 @@
-"""Payments, their audit trail, idempotency records, the outbox and bill snapshots.
+"""Payments (each row holding its replay record), their audit trail, the outbox and snapshots.
 
 Methods are named after what the services mean (``record_payment``, ``claim_next``,
 ``save_transition``) and each is one transaction: a state change and its audit row are never
@@ -25,11 +25,15 @@ from bridge.store.rows import (
     parse_iso,
     read_idempotency,
     read_payment,
+    response_text,
     row_to_payment,
     save_snapshot,
 )
 
 _PENDING = (PaymentState.QUEUED.value, PaymentState.APPLYING.value)
+
+#: Replay records forgotten per write by :meth:`PaymentStore.prune_idempotency`.
+PRUNE_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +77,12 @@ class PaymentStore:
         """
 
         def work(conn: sqlite3.Connection) -> IdempotencyHit | None:
-            hit = read_idempotency(conn, payment.platform, payment.id)
-            if hit is not None:
-                return hit
+            # The insert is the check: a taken id conflicts, and only then is its record read.
             inserted = conn.execute(
                 "INSERT INTO payments (platform, id, location_id, table_no, bill_ref,"
                 " bill_version, currency, amount, tip, label, state, pos_reference, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " updated_at, request_hash, answer_status, answer)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     payment.platform,
                     payment.id,
@@ -95,23 +98,15 @@ class PaymentStore:
                     payment.pos_reference,
                     iso(payment.created_at),
                     iso(payment.updated_at),
-                ),
-            )
-            if inserted.rowcount == 0:  # the payment exists; its replay record was pruned
-                return IdempotencyHit("", None, expired=True)
-            insert_audits(conn, payment.platform, audits)
-            conn.execute(
-                "INSERT INTO idempotency (platform, payment_id, request_hash, status, response,"
-                " created_at) VALUES (?,?,?,?,?,?)",
-                (
-                    payment.platform,
-                    payment.id,
                     request_hash,
                     response.status if response else None,
-                    json.dumps(response.body) if response else None,
-                    iso(now),
+                    response_text(response) if response else None,
                 ),
             )
+            if inserted.rowcount == 0:  # the payment exists: its replay record, or pruned
+                hit = read_idempotency(conn, payment.platform, payment.id)
+                return hit or IdempotencyHit("", None, expired=True)
+            insert_audits(conn, payment.platform, audits)
             if outbox_at is not None:
                 conn.execute(
                     "INSERT INTO outbox (platform, payment_id, next_attempt_at, claimed_at)"
@@ -143,24 +138,27 @@ class PaymentStore:
         """
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?"
-                " WHERE platform = ? AND id = ?",
-                (
-                    payment.state.value,
-                    payment.pos_reference,
-                    iso(payment.updated_at),
-                    payment.platform,
-                    payment.id,
-                ),
-            )
-            insert_audits(conn, payment.platform, [audit])
-            if response is not None:
+            key = (payment.platform, payment.id)
+            if response is None:
                 conn.execute(
-                    "UPDATE idempotency SET status = ?, response = ? WHERE platform = ?"
-                    " AND payment_id = ?",
-                    (response.status, json.dumps(response.body), payment.platform, payment.id),
+                    "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?"
+                    " WHERE platform = ? AND id = ?",
+                    (payment.state.value, payment.pos_reference, iso(payment.updated_at), *key),
                 )
+            else:
+                conn.execute(
+                    "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?,"
+                    " answer_status = ?, answer = ? WHERE platform = ? AND id = ?",
+                    (
+                        payment.state.value,
+                        payment.pos_reference,
+                        iso(payment.updated_at),
+                        response.status,
+                        response_text(response),
+                        *key,
+                    ),
+                )
+            insert_audits(conn, payment.platform, [audit])
             change_outbox(conn, payment, outbox, next_attempt_at, error)
             if bill is not None:
                 save_snapshot(conn, payment.location_id, bill, payment.updated_at)
@@ -168,9 +166,21 @@ class PaymentStore:
         await self.db.write(work)
 
     async def claim_next(self, now: datetime, stale_before: datetime) -> OutboxClaim | None:
-        """Claim the next due outbox entry (or one whose claimer died) for this worker."""
+        """Claim the next due outbox entry (or one whose claimer died) for this worker.
+
+        A payment applied on the request's own path has no outbox entry (two statements
+        fewer per payment); if that path died without a trace (its task gone, its last write
+        failed) the payment sits in ``applying`` past ``stale_before``, and is first given an
+        entry here, so the worker asks the POS about it as about any stale claim.
+        """
 
         def work(conn: sqlite3.Connection) -> OutboxClaim | None:
+            conn.execute(
+                "INSERT INTO outbox (platform, payment_id, next_attempt_at)"
+                " SELECT platform, id, ? FROM payments WHERE state = ? AND updated_at < ?"
+                " ON CONFLICT (platform, payment_id) DO NOTHING",
+                (iso(now), PaymentState.APPLYING.value, iso(stale_before)),
+            )
             row = conn.execute(
                 "UPDATE outbox SET claimed_at = ?, attempts = attempts + 1 WHERE rowid = ("
                 " SELECT rowid FROM outbox WHERE (claimed_at IS NULL AND next_attempt_at <= ?)"
@@ -225,18 +235,26 @@ class PaymentStore:
     async def prune_idempotency(self, before: datetime) -> int:
         """Forget replay answers of finished payments older than ``before``.
 
-        Payments and their audit rows are kept; only the replay record goes.
+        Payments and their audit rows are kept; only the replay record goes. In chunks of
+        :data:`PRUNE_CHUNK` rows, each its own write: a write's statements run on the event
+        loop (``bridge/store/database.py``), so no prune holds it for long.
         """
 
         def work(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "DELETE FROM idempotency WHERE created_at < ? AND response IS NOT NULL AND"
-                " payment_id IN (SELECT id FROM payments p WHERE p.platform ="
-                " idempotency.platform AND p.state IN ('applied', 'rejected'))",
-                (iso(before),),
+                "UPDATE payments SET request_hash = NULL, answer_status = NULL, answer = NULL"
+                " WHERE rowid IN (SELECT rowid FROM payments WHERE request_hash IS NOT NULL"
+                " AND created_at < ? AND answer IS NOT NULL AND state IN ('applied', 'rejected')"
+                " LIMIT ?)",
+                (iso(before), PRUNE_CHUNK),
             ).rowcount
 
-        return await self.db.write(work)
+        removed = 0
+        while (count := await self.db.write(work)) > 0:
+            removed += count
+            if count < PRUNE_CHUNK:
+                break
+        return removed
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -333,8 +351,8 @@ class PaymentStore:
 
         def work(conn: sqlite3.Connection) -> list[Payment]:
             rows = conn.execute(
-                "SELECT p.* FROM payments p JOIN idempotency i ON i.platform = p.platform AND"
-                " i.payment_id = p.id WHERE p.state = ? OR i.response IS NULL",
+                "SELECT * FROM payments WHERE state = ? OR (request_hash IS NOT NULL AND"
+                " answer IS NULL)",
                 (PaymentState.APPLYING.value,),
             ).fetchall()
             return [row_to_payment(r) for r in rows]
@@ -344,9 +362,9 @@ class PaymentStore:
     async def answer_if_unanswered(self, payment: Payment, response: StoredResponse) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE idempotency SET status = ?, response = ? WHERE platform = ? AND"
-                " payment_id = ? AND response IS NULL",
-                (response.status, json.dumps(response.body), payment.platform, payment.id),
+                "UPDATE payments SET answer_status = ?, answer = ? WHERE platform = ? AND"
+                " id = ? AND request_hash IS NOT NULL AND answer IS NULL",
+                (response.status, response_text(response), payment.platform, payment.id),
             )
 
         await self.db.write(work)

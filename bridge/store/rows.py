@@ -1,4 +1,4 @@
-"""Rows: how payments, audit records, idempotency records and bills sit in SQLite.
+"""Rows: how payments (with their replay records), audit records and bills sit in SQLite.
 
 Shared by the store's intent methods (``bridge/store/payments.py``); each function runs on
 the connection it is given, inside the caller's transaction.
@@ -6,26 +6,41 @@ the connection it is given, inside the caller's transaction.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from bridge.core.bill import Bill, bill_json_text
 from bridge.core.idempotency import StoredResponse
 from bridge.core.money import Money
 from bridge.core.payment import AuditRecord, Payment, PaymentState
 
+#: The last moment :func:`iso` wrote, and its text: one write stores the same ``now`` in
+#: several columns and rows (payment, audit rows), so most calls repeat the one before.
+_last_iso: tuple[datetime | None, str] = (None, "")
+
 
 def iso(moment: datetime) -> str:
     """UTC, fixed width (microseconds always written), so stored times sort as text."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    global _last_iso
+    last, text = _last_iso
+    if moment is last:
+        return text
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds")
+    _last_iso = (moment, text)
+    return text
 
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def response_text(response: StoredResponse) -> str:
+    """A stored answer's body as JSON text (orjson: see ``bridge/http/responses.py``)."""
+    return orjson.dumps(response.body).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,22 +52,28 @@ class IdempotencyHit:
     expired: bool = False
 
 
+_AUDIT_COLUMNS = (
+    "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
+)
+
+
 def insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
-    conn.executemany(
-        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
-        " VALUES (?,?,?,?,?,?)",
-        [
-            (
-                platform,
-                audit.payment_id,
-                audit.from_state.value if audit.from_state else None,
-                audit.to_state.value,
-                iso(audit.at),
-                audit.reason,
-            )
-            for audit in audits
-        ],
-    )
+    """One ``INSERT`` with a row per audit record (one or two per write): a single statement
+    is cheaper than ``executemany``'s per-row loop for so few rows."""
+    if not audits:
+        return
+    values: list[object] = []
+    for audit in audits:
+        values += (
+            platform,
+            audit.payment_id,
+            audit.from_state.value if audit.from_state else None,
+            audit.to_state.value,
+            iso(audit.at),
+            audit.reason,
+        )
+    placeholders = ",".join(["(?,?,?,?,?,?)"] * len(audits))
+    conn.execute(f"{_AUDIT_COLUMNS} VALUES {placeholders}", values)
 
 
 def change_outbox(
@@ -90,14 +111,16 @@ def save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: d
 def read_idempotency(
     conn: sqlite3.Connection, platform: str, payment_id: str
 ) -> IdempotencyHit | None:
+    """The replay record of a payment id: ``None`` if the id is new, ``expired`` if pruned."""
     row = conn.execute(
-        "SELECT request_hash, status, response FROM idempotency WHERE platform = ? AND"
-        " payment_id = ?",
+        "SELECT request_hash, answer_status, answer FROM payments WHERE platform = ? AND id = ?",
         (platform, payment_id),
     ).fetchone()
     if row is None:
         return None
-    response = StoredResponse(row[1], json.loads(row[2])) if row[2] is not None else None
+    if row[0] is None:
+        return IdempotencyHit("", None, expired=True)
+    response = StoredResponse(row[1], orjson.loads(row[2])) if row[2] is not None else None
     return IdempotencyHit(row[0], response)
 
 

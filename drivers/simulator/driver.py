@@ -51,26 +51,16 @@ from drivers.errors import (
 )
 from drivers.options import int_option, reject_unknown
 from drivers.simulator import model
+from drivers.simulator.schema import (
+    INSERT_PAYMENT,
+    MAX_UNWRITTEN,
+    SCHEMA,
+    pos_reference,
+)
 
 MODES = ("online", "offline", "failing", "lossy")
 
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sim_tables (
-    location TEXT NOT NULL, table_no INTEGER NOT NULL, name TEXT NOT NULL,
-    PRIMARY KEY (location, table_no));
-CREATE TABLE IF NOT EXISTS sim_bills (
-    id TEXT PRIMARY KEY, location TEXT NOT NULL, table_no INTEGER NOT NULL,
-    open INTEGER NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sim_bills_open ON sim_bills (location, table_no, open);
-CREATE TABLE IF NOT EXISTS sim_payments (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, location TEXT NOT NULL, payment_id TEXT NOT NULL,
-    bill_id TEXT NOT NULL, amount INTEGER NOT NULL, tip INTEGER NOT NULL,
-    currency TEXT NOT NULL, applied_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sim_payments_id ON sim_payments (location, payment_id);
-CREATE TABLE IF NOT EXISTS sim_serials (location TEXT PRIMARY KEY, next_serial INTEGER NOT NULL);
-"""
 
 
 @dataclass(slots=True)
@@ -109,6 +99,8 @@ class SimulatorDriver:
         self._bills: dict[str, Bill] = {}
         self._open_ids: dict[tuple[str, int], str | None] = {}
         self._table_numbers: dict[str, frozenset[int]] = {}
+        self._last_seq: int | None = None  # the last payment's sequence number
+        self._unwritten: list[tuple[object, ...]] = []  # in memory: rows not yet inserted
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,7 +108,7 @@ class SimulatorDriver:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
         self._db = db
 
     async def close(self) -> None:
@@ -126,6 +118,8 @@ class SimulatorDriver:
         self._bills.clear()
         self._open_ids.clear()
         self._table_numbers.clear()
+        self._last_seq = None
+        self._unwritten.clear()
 
     # -- the driver interface ------------------------------------------------------------------
 
@@ -149,30 +143,47 @@ class SimulatorDriver:
         await self._enter()
         db = self._conn
         now = datetime.now(UTC)
-        db.execute("BEGIN IMMEDIATE")
+        # In memory the bills live in the caches and payment rows wait in a buffer, inserted
+        # many at once when something reads them (find_payment, payments) or the buffer
+        # fills: no statement on the bench's hot path. In a file, one transaction each.
+        in_file = self._persist_bills
+        if in_file:
+            db.execute("BEGIN IMMEDIATE")
         try:
             bill = self._bill(instruction.location, instruction.bill_ref)
             if bill is None:
                 raise PaymentRefusedError("bill_not_found", f"no bill {instruction.bill_ref}")
-            cursor = db.execute(
-                "INSERT INTO sim_payments (location, payment_id, bill_id, amount, tip, currency,"
-                " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    instruction.location,
-                    instruction.payment_id,
-                    bill.id,
-                    instruction.amount.minor,
-                    instruction.tip.minor,
-                    instruction.amount.currency,
-                    now.isoformat(),
-                ),
-            )
-            reference = _reference(cursor.lastrowid or 0)
+            if self._last_seq is None:  # this driver is the only writer: it numbers payments
+                self._flush_payments()
+                self._last_seq = db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM sim_payments"
+                ).fetchone()[0]
+            seq = self._last_seq + 1
+            reference = pos_reference(seq)
             paid = model.apply_payment(bill, instruction, reference, now)
+            row = (
+                seq,
+                instruction.location,
+                instruction.payment_id,
+                bill.id,
+                instruction.amount.minor,
+                instruction.tip.minor,
+                instruction.amount.currency,
+                now.isoformat(),
+            )
+            if in_file:
+                db.execute(INSERT_PAYMENT, row)
+            else:
+                self._unwritten.append(row)
+                if len(self._unwritten) >= MAX_UNWRITTEN:
+                    self._flush_payments()
+            self._last_seq = seq
             self._save_bill(instruction.location, paid)
-            db.execute("COMMIT")
+            if in_file:
+                db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if in_file:
+                db.execute("ROLLBACK")
             self._forget()
             raise
         return self._leave(
@@ -189,6 +200,7 @@ class SimulatorDriver:
 
     async def find_payment(self, location: str, payment_id: str) -> PosPayment | None:
         await self._enter()
+        self._flush_payments()
         row = self._conn.execute(
             "SELECT seq, bill_id, amount, tip, currency FROM sim_payments"
             " WHERE location = ? AND payment_id = ? ORDER BY seq LIMIT 1",
@@ -201,7 +213,7 @@ class SimulatorDriver:
         return self._leave(
             PosPayment(
                 payment_id,
-                _reference(seq),
+                pos_reference(seq),
                 bill_id,
                 Money(amount, currency),
                 Money(tip, currency),
@@ -271,6 +283,7 @@ class SimulatorDriver:
 
     def payments(self, location: str) -> list[tuple[str, str, int, int]]:
         """Every payment the POS holds: (platform payment id, bill id, amount, tip)."""
+        self._flush_payments()
         rows = self._conn.execute(
             "SELECT payment_id, bill_id, amount, tip FROM sim_payments WHERE location = ?"
             " ORDER BY seq",
@@ -307,9 +320,16 @@ class SimulatorDriver:
         """
         if not self._persist_bills:
             return
+        self._last_seq = None
         self._bills.clear()
         self._open_ids.clear()
         self._table_numbers.clear()
+
+    def _flush_payments(self) -> None:
+        """Insert the payment rows waiting in memory (see :meth:`apply_payment`)."""
+        if self._unwritten:
+            self._conn.executemany(INSERT_PAYMENT, self._unwritten)
+            self._unwritten.clear()
 
     def _table_exists(self, location: str, table: int) -> bool:
         numbers = self._table_numbers.get(location)
@@ -396,7 +416,3 @@ class SimulatorDriver:
             self._forget()
             raise
         self._table_numbers.pop(location, None)
-
-
-def _reference(seq: int) -> str:
-    return f"SIM-{seq:06d}"

@@ -139,7 +139,9 @@ def check_bridge(
         stored = {
             row[0]: row[1]
             for row in conn.execute(
-                "SELECT payment_id, status FROM idempotency WHERE platform = ?", (platform,)
+                "SELECT id, answer_status FROM payments WHERE platform = ? AND"
+                " request_hash IS NOT NULL",
+                (platform,),
             )
         }
         trails: dict[str, list[tuple[str | None, str]]] = defaultdict(list)

@@ -85,3 +85,60 @@ async def test_a_payment_id_whose_record_was_pruned_is_not_taken_again(client):
     again = await client.post(loke_url(2, "payments"), headers=LOKE_AUTH, json=body)
     assert (again.status, (await again.json())["error"]) == (422, "idempotency_key_expired")
     assert [p[0] for p in runtime.drivers["main"].payments("1")] == ["old-1"]
+
+
+async def test_a_payment_left_applying_in_process_is_adopted_by_the_outbox_once_stale(client):
+    # The online path writes no outbox row: if it dies in-process after its durable write
+    # (its task gone, its last write failed), the payment sits in "applying" with no row.
+    bill = await fetch_bill(client, 6)
+    runtime = client.app[RUNTIME]
+    now = runtime.clock()
+    payment, received = receive(
+        payment_id="orphan",
+        platform="loke",
+        location_id="loc-main",
+        table=6,
+        bill_ref=bill["id"],
+        bill_version=bill["version"],
+        amount=Money(200, "AUD"),
+        tip=Money(0, "AUD"),
+        label="LOKE Pay at Table",
+        now=now,
+    )
+    applying, audit = transition(payment, PaymentState.APPLYING, now, "test")
+    body = payment_body(bill, "orphan", 200)
+    fingerprint = parse_payment(body, "loc-main", 6).fingerprint
+    await runtime.store.record_payment(
+        applying,
+        [received, audit],
+        fingerprint,
+        response=None,
+        outbox_at=None,
+        claimed=False,
+        now=now,
+    )
+    # not yet stale: left alone (its request may still be applying it)
+    assert await runtime.store.claim_next(now, stale_before=now) is None
+    claim = await runtime.store.claim_next(now, stale_before=now + timedelta(seconds=1))
+    assert claim is not None and claim.payment.id == "orphan"
+    assert claim.payment.state is PaymentState.APPLYING
+    await runtime.outbox.process(claim)
+    applied = await runtime.store.get_payment("loke", "orphan")
+    assert applied is not None and applied.state is PaymentState.APPLIED
+    assert [p[0] for p in runtime.drivers["main"].payments("1")] == ["orphan"]
+    replay = await client.post(loke_url(6, "payments"), headers=LOKE_AUTH, json=body)
+    assert replay.status == 202  # the waiting platform was answered "queued" on adoption
+
+
+async def test_pruning_forgets_every_old_answer_in_chunks(client, monkeypatch):
+    monkeypatch.setattr("bridge.store.payments.PRUNE_CHUNK", 2)
+    bill = await fetch_bill(client, 3)
+    for n in range(5):
+        body = payment_body(bill, f"chunk-{n}", 10)
+        response = await client.post(loke_url(3, "payments"), headers=LOKE_AUTH, json=body)
+        assert response.status == 201
+    runtime = client.app[RUNTIME]
+    later = runtime.clock() + timedelta(days=400)
+    assert await runtime.store.prune_idempotency(later) == 5
+    assert await runtime.store.prune_idempotency(later) == 0
+    assert runtime.store.idempotency("loke", "chunk-4").expired

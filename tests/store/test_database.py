@@ -6,8 +6,10 @@ import asyncio
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from bridge.store.database import Database
+from bridge.store.migrations import MIGRATIONS
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ async def test_migrations_are_recorded_and_run_once(tmp_path, db):
     names = await db.read(
         lambda c: [r[0] for r in c.execute("SELECT name FROM _sqlite_migrations")]
     )
-    assert names == ["0001_payments_audit_idempotency_outbox"]
+    assert names == ["0001_payments_audit_idempotency_outbox", "0002_replay_record_in_payments"]
     again = Database(tmp_path / "bridge.sqlite3")
     await again.open()
     await again.close()
@@ -62,7 +64,7 @@ async def test_audit_rows_cannot_be_changed_or_deleted(db):
     def setup(c):
         c.execute(
             "INSERT INTO payments VALUES ('loke','p','L',1,'B','v','AUD',1,0,'x','queued',"
-            "NULL,'t','t')"
+            "NULL,'t','t','h',NULL,NULL)"
         )
         c.execute(
             "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at,"
@@ -73,3 +75,42 @@ async def test_audit_rows_cannot_be_changed_or_deleted(db):
     for statement in ("UPDATE payment_audit SET reason = 'x'", "DELETE FROM payment_audit"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             await db.write(lambda c, s=statement: c.execute(s))
+
+
+async def test_replay_records_move_into_their_payments_rows(tmp_path):
+    # A database made before 0002: the replay record in its own idempotency table.
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS.apply(
+        sqlite_utils.Database(conn, execute_plugins=False),
+        stop_before="0002_replay_record_in_payments",
+    )
+    for payment_id, state in (("answered", "applied"), ("waiting", "applying")):
+        conn.execute(
+            "INSERT INTO payments VALUES ('loke',?,'L',1,'B','v','AUD',1,0,'x',?,NULL,'t','t')",
+            (payment_id, state),
+        )
+    conn.execute(
+        "INSERT INTO idempotency VALUES ('loke','answered','h1',201,'{\"status\":\"applied\"}','t')"
+    )
+    conn.execute("INSERT INTO idempotency VALUES ('loke','waiting','h2',NULL,NULL,'t')")
+    conn.close()
+
+    db = Database(path)
+    await db.open()
+    try:
+        rows = await db.read(
+            lambda c: c.execute(
+                "SELECT id, request_hash, answer_status, answer FROM payments ORDER BY id"
+            ).fetchall()
+        )
+        tables = await db.read(
+            lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master")]
+        )
+    finally:
+        await db.close()
+    assert [tuple(r) for r in rows] == [
+        ("answered", "h1", 201, '{"status":"applied"}'),
+        ("waiting", "h2", None, None),
+    ]
+    assert "idempotency" not in tables

@@ -13,6 +13,7 @@ from bridge.errors import NotFoundError, UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
 from bridge.http.json_body import decode_json
+from bridge.http.responses import json_response
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
     LokeRenderer,
@@ -41,7 +42,7 @@ async def _authorised(request: web.Request) -> tuple[Runtime, Any, bytes]:
 async def list_tables(request: web.Request) -> web.Response:
     runtime, location, _ = await _authorised(request)
     tables = await runtime.payments.tables(location)
-    return web.json_response(
+    return json_response(
         {
             "locationId": location.loke_location_id,
             "tables": [{"number": t.number, "name": t.name} for t in tables],
@@ -54,14 +55,19 @@ async def fetch_table_bill(request: web.Request) -> web.Response:
     runtime, location, _ = await _authorised(request)
     table = parse_table_number(request.match_info["table"])
     bill = await runtime.payments.open_bill(location, table)
-    return web.json_response(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
+    return json_response(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
 
 
 @routes.post(PREFIX + "/tables/{table}/payments")
 async def add_payment(request: web.Request) -> web.Response:
     runtime, location, raw = await _authorised(request)
     table = parse_table_number(request.match_info["table"])
-    if request.content_type != "application/json":
+    # The header as platforms send it skips aiohttp's Content-Type parser; anything else
+    # (parameters, other case) is parsed and judged as before.
+    if (
+        request.headers.get("Content-Type") != "application/json"
+        and request.content_type != "application/json"
+    ):
         raise UnsupportedMediaTypeError(
             "unsupported_media_type",
             "send the payment as application/json",
@@ -81,7 +87,7 @@ async def add_payment(request: web.Request) -> web.Response:
         _RENDER,
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-    return web.json_response(outcome.response.body, status=outcome.response.status, headers=headers)
+    return json_response(outcome.response.body, status=outcome.response.status, headers=headers)
 
 
 @routes.get(PREFIX + "/payments/{payment_id:[^/]+}")  # an id may hold { or }
@@ -94,4 +100,4 @@ async def payment_status(request: web.Request) -> web.Response:
             "no payment with this id at this location",
             {"paymentId": request.match_info["payment_id"][:128]},
         )
-    return web.json_response(payment_status_json(payment))
+    return json_response(payment_status_json(payment))
