@@ -85,6 +85,11 @@ async def emulator_target(
             proc.stdout.close()
 
 
+def serial_target(work: Path) -> contextlib.AbstractAsyncContextManager[Target]:
+    """PBS1 over a pty pair (no baud pacing: ``bench.serial_wire`` measures the line rate)."""
+    return emulator_target(work, "serial:pty")
+
+
 def tcp_target(work: Path) -> contextlib.AbstractAsyncContextManager[Target]:
     """PBT1 to the emulator on 127.0.0.1."""
     return emulator_target(work, "tcp://127.0.0.1:0")
@@ -114,6 +119,7 @@ def _ready_url(proc: subprocess.Popen[str]) -> str:
 #: driver name → its POS. Other drivers add one entry each.
 TARGETS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[Target]]] = {
     "simulator": simulator_target,
+    "serial": serial_target,
     "tcp": tcp_target,
     "file": file_target,
     "file-poll": file_poll_target,
