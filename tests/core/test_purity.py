@@ -40,6 +40,7 @@ CORE_FILES = sorted(
         ROOT / "drivers/base.py",
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
+        ROOT / "drivers/wire/messages.py",  # the catalogue every wire protocol carries
         ROOT / "drivers/tcp/codec.py",
         ROOT / "drivers/filedrop/naming.py",  # file-drop's names and rules (no os either)
         # PBS1 framing, line timers and ARQ: `now` is an argument, the port is elsewhere.
