@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--data-dir", type=Path, default=None)
     demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS")
     demo.add_argument("--relay-port", type=int, default=None, help="default: --port + 1")
+    demo.add_argument(
+        "--pos",
+        choices=["simulator", "serial", "tcp", "file"],
+        default="simulator",
+        help="the simulator in process (default), or the POS emulator behind that real driver",
+    )
 
     sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing/lossy")
     sim.add_argument("mode", choices=["online", "offline", "failing", "lossy"])
@@ -158,7 +164,11 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
-    asyncio.run(run_demo(args.port, args.data_dir, args.exit_after, relay_port=args.relay_port))
+    asyncio.run(
+        run_demo(
+            args.port, args.data_dir, args.exit_after, relay_port=args.relay_port, pos=args.pos
+        )
+    )
     return 0
 
 

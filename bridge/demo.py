@@ -5,6 +5,10 @@ with open bills), one linked LOKE location and fresh secrets, its tunnel dialled
 relay; then prints ready-to-paste ``curl`` lines. The platform's URLs go through the relay
 (``/v/demo-cafe/…``), as LOKE's would: fetch a bill, pay part of it, pay the rest, see the
 audit trail, take the POS offline and pay anyway, ask the relay for the venue's health.
+
+``--pos serial|tcp|file`` puts the POS emulator (the same simulated bills speaking that wire
+protocol over a pty, a TCP port or a folder) behind the real driver instead, and the
+"offline" lines then silence the emulator through its control API.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from bridge.relay.app import RELAY, close_tunnels, create_relay_app
 from bridge.relay.config import load_relay_config
 from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
+from drivers.emulator.run import make_pos, running_emulator
 
 LOCATION = "demo-cafe"
 VENUE = "demo-cafe"
 #: How long the demo waits for the bridge's tunnel to come up before printing anyway.
 TUNNEL_WAIT_S = 10.0
+POS_CHOICES = ("simulator", "serial", "tcp", "file")
+#: A silenced emulator answers nothing; the demo's driver gives up on it after this long.
+EMULATED_TIMEOUT_MS = 1000
 
 
 def relay_config_text(port: int, operator_token: str) -> str:
@@ -48,8 +56,20 @@ heartbeat_interval_s = 5.0
 
 
 def demo_config_text(
-    data_dir: Path, port: int, admin_token: str, secret: str, tunnel_url: str, token: str
+    data_dir: Path,
+    port: int,
+    admin_token: str,
+    secret: str,
+    tunnel_url: str,
+    token: str,
+    driver_url: str | None = None,
 ) -> str:
+    if driver_url is None:
+        driver = f'url = "simulator://{data_dir}/simulated-pos.sqlite3"'
+        options = "tables = 8"
+    else:
+        driver = f'url = "{driver_url}"'
+        options = f"timeout_ms = {EMULATED_TIMEOUT_MS}"
     return f"""\
 # Written by `pos-bridge demo`; see config.example.toml for every option.
 [bridge]
@@ -62,10 +82,10 @@ host = "127.0.0.1"
 port = {port}
 
 [drivers.main]
-url = "simulator://{data_dir}/simulated-pos.sqlite3"
+{driver}
 
 [drivers.main.options]
-tables = 8
+{options}
 
 [locations.{LOCATION}]
 name = "Demo Cafe"
@@ -90,8 +110,29 @@ async def run_demo(
     exit_after_s: float | None,
     out: TextIO = sys.stdout,
     relay_port: int | None = None,
+    pos: str = "simulator",
 ) -> None:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pos-bridge-demo-"))
+    if pos == "simulator":
+        await _run_demo(port, data_dir, exit_after_s, out, relay_port, None)
+        return
+    urls = {"serial": "serial:pty", "tcp": "tcp://127.0.0.1:0", "file": f"file://{data_dir}/pos"}
+    (data_dir / "pos").mkdir(parents=True, exist_ok=True)
+    emulated = make_pos(data_dir / "emulated-pos.sqlite3", tables=8)
+    async with running_emulator(urls[pos], emulated, control_port=0) as (driver_url, control):
+        assert control is not None
+        await _run_demo(port, data_dir, exit_after_s, out, relay_port, (driver_url, control))
+
+
+async def _run_demo(
+    port: int,
+    data_dir: Path,
+    exit_after_s: float | None,
+    out: TextIO,
+    relay_port: int | None,
+    emulator: tuple[str, str] | None,
+) -> None:
+    """The demo with the simulator, or with ``emulator`` = (driver URL, control API URL)."""
     admin_token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     operator_token = secrets.token_urlsafe(24)
     relay_dir = data_dir / "relay"
@@ -120,6 +161,7 @@ async def run_demo(
                 secret,
                 relay_base.replace("http", "ws") + "/tunnel",
                 token,
+                emulator[0] if emulator else None,
             )
         )
         config = load_config(config_path)
@@ -134,6 +176,7 @@ async def run_demo(
                 await asyncio.sleep(0.02)
             base = f"http://127.0.0.1:{bound_port}"
             guide = Guide(base, relay_base, admin_token, secret, operator_token, config_path)
+            guide.emulator = emulator
             await _print_guide(guide, out)
             if exit_after_s is not None:
                 loop.call_later(exit_after_s, stop.set)
@@ -152,6 +195,19 @@ class Guide:
     ) -> None:
         self.base, self.relay, self.admin, self.secret = base, relay, admin, secret
         self.operator, self.config_path = operator, config_path
+        self.emulator: tuple[str, str] | None = None  # (driver URL, control API URL)
+
+    def pos_switch(self, online: bool) -> str:
+        """The curl line that takes the POS offline or brings it back."""
+        json_h = "-H 'Content-Type: application/json'"
+        if self.emulator is None:
+            mode = "online" if online else "offline"
+            return (
+                f"curl -s -X POST -H 'Authorization: Bearer {self.admin}' {json_h}"
+                f' -d \'{{"mode":"{mode}"}}\' {self.base}/api/drivers/main/simulator'
+            )
+        silent = "false" if online else "true"
+        return f"curl -s -X PUT {json_h} -d '{{\"silent\":{silent}}}' {self.emulator[1]}/faults"
 
 
 async def _print_guide(guide: Guide, out: TextIO) -> None:
@@ -185,9 +241,13 @@ async def _print_guide(guide: Guide, out: TextIO) -> None:
         )
         return f"curl -s -X POST {auth} {json_h} -d '{body}' {loke}/tables/{table}/payments"
 
+    if guide.emulator is None:
+        pos_line = "simulated POS (8 tables with open bills)"
+    else:
+        pos_line = f"POS emulator at {guide.emulator[0]} (8 tables with open bills)"
     lines = [
         "",
-        "POS Bridge demo: relay + bridge + simulated POS (8 tables with open bills) on 127.0.0.1",
+        f"POS Bridge demo: relay + bridge + {pos_line} on 127.0.0.1",
         f"  config:       {config_path}",
         f"  relay:        {guide.relay}   (platforms call {guide.relay}/v/{VENUE}/...)",
         f"  bridge:       {base}   (the venue; reached through its tunnel)",
@@ -205,13 +265,11 @@ async def _print_guide(guide: Guide, out: TextIO) -> None:
         "# 5. the audit trail of a payment",
         f"curl -s {admin_auth} {base}/api/payments/loke/demo-pay-1",
         "# 6. take the POS offline, pay on table 2 anyway (202 queued), bring it back",
-        f'curl -s -X POST {admin_auth} {json_h} -d \'{{"mode":"offline"}}\' '
-        f"{base}/api/drivers/main/simulator",
+        guide.pos_switch(online=False),
         f"curl -s {auth} {loke}/tables/2/bill   # 503 pos_offline while it is down",
         pay("demo-pay-3", bill2["balance"] // 3, table=2, ref=bill2["id"], version=bill2["version"])
         + "   # 202 queued: durable at the venue",
-        f'curl -s -X POST {admin_auth} {json_h} -d \'{{"mode":"online"}}\' '
-        f"{base}/api/drivers/main/simulator",
+        guide.pos_switch(online=True),
         "# 7. status: POS online, queue depth (the queued payment has reached the POS)",
         f"curl -s {admin_auth} {base}/api/status",
         "# 8. the relay's view of the venue: tunnel up, last heartbeat, POS online, queue depth",

@@ -12,9 +12,19 @@ import time
 import pytest
 
 
+def run_curl(line: str) -> dict:
+    result = subprocess.run(
+        line, shell=True, capture_output=True, text=True, timeout=15, check=True
+    )
+    return json.loads(result.stdout)
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_demo_prints_curl_lines_that_answer(tmp_path):
+@pytest.mark.parametrize("pos", ["simulator", "tcp"])
+def test_demo_prints_curl_lines_that_answer(tmp_path, pos):
+    """With the simulator (README's command), and with the POS emulator behind the TCP driver
+    (``--pos tcp``), whose offline lines silence the emulator through its control API."""
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -27,6 +37,8 @@ def test_demo_prints_curl_lines_that_answer(tmp_path):
             str(tmp_path),
             "--exit-after",
             "60",
+            "--pos",
+            pos,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -45,18 +57,20 @@ def test_demo_prints_curl_lines_that_answer(tmp_path):
         curls = [line for line in lines if line.startswith("curl ")]
         assert len(curls) == 11, "\n".join(lines)
         assert all("/v/demo-cafe/loke/v1/" in line for line in curls if "/loke/v1/" in line)
-        answers = []
-        for line in curls:
-            result = subprocess.run(
-                line, shell=True, capture_output=True, text=True, timeout=15, check=True
-            )
-            answers.append(json.loads(result.stdout))
+        answers = [run_curl(line) for line in curls]
+        status_deadline = time.monotonic() + 10
+        while answers[9].get("posOnline") is not True and time.monotonic() < status_deadline:
+            time.sleep(0.2)  # the health probe's next round sees the POS back
+            answers[9] = run_curl(curls[9])
         bill, part, rest, replay, audit, offline, down, queued, online, status, venue = answers
         assert bill["balance"] == part["amount"] + rest["amount"]
         assert (part["status"], rest["status"], rest["billClosed"]) == ("applied", "applied", True)
         assert replay == rest
         assert [s["to"] for s in audit["audit"]] == ["received", "applying", "applied"]
-        assert offline["mode"] == "offline" and online["mode"] == "online"
+        if pos == "simulator":
+            assert offline["mode"] == "offline" and online["mode"] == "online"
+        else:
+            assert offline["silent"] is True and online["silent"] is False
         assert down["error"] == "pos_offline"
         assert queued["status"] == "queued"
         assert status["version"] and status["posOnline"] is True
