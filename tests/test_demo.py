@@ -21,10 +21,11 @@ def run_curl(line: str) -> dict:
 
 @pytest.mark.timeout(90)
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-@pytest.mark.parametrize("pos", ["simulator", "tcp"])
+@pytest.mark.parametrize("pos", ["simulator", "serial", "tcp", "file"])
 def test_demo_prints_curl_lines_that_answer(tmp_path, pos):
-    """With the simulator (README's command), and with the POS emulator behind the TCP driver
-    (``--pos tcp``), whose offline lines silence the emulator through its control API."""
+    """With the simulator (README's command), and with the POS emulator behind each real
+    driver (``--pos serial|tcp|file``), whose offline lines silence it through its control
+    API."""
     demo = subprocess.Popen(
         [
             sys.executable,
