@@ -8,9 +8,11 @@ cable to the bridge's port). The POS codec runs on this side; the :class:`Faults
 - ``delay_ms`` and ``drop_replies``: in :meth:`EmulatedPos.handle` (the ACK still goes at
   once: the link layer is not the POS's business logic);
 - ``corrupt_per_mille``: each chunk written may get one flipped bit (:meth:`EmulatedPos.corrupt`);
-- reboot: a new codec (half-received frames, queued replies and duplicate memory gone; a
-  new random first SEQ), replies to requests from before the reboot are never sent, and
-  every byte is ignored until the reboot is over.
+- reboot: the codec is gone at once (half-received frames, queued replies and the SEQ it
+  last delivered are forgotten), replies to requests from before the reboot are never sent,
+  every byte is ignored and nothing is sent until the reboot is over; then a new codec
+  powers on (a new random first SEQ and nonce) and sends its RST, as a real POS does, and
+  delivers nothing until the bridge's RSTACK.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class SerialPosServer:
         self.pos = pos
         self._options = options
         self._link = link
-        self.codec = self._new_codec()
+        self.codec = self._new_codec()  # powered on: its RST goes out when run() starts
         self._generation = 0
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -50,16 +52,34 @@ class SerialPosServer:
         pos.on_reboot(self._rebooted)
 
     def _new_codec(self) -> Pbs1PosCodec:
-        codec = Pbs1PosCodec(dict(self._options), first_seq=self.pos.rng.randrange(256))
+        rng = self.pos.rng
+        codec = Pbs1PosCodec(
+            dict(self._options), first_seq=rng.randrange(256), first_nonce=rng.randrange(256)
+        )
         codec.connection_made(time.monotonic())
         return codec
 
     def _rebooted(self) -> None:
         self._generation += 1
+        self.codec = self._new_codec()  # memory gone now; what it would send is dropped
+        task = asyncio.create_task(self._power_on(self._generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._wake.set()
+
+    async def _power_on(self, generation: int) -> None:
+        """The reboot is over: a fresh codec announces itself with RST."""
+        loop = asyncio.get_running_loop()
+        while self.pos.rebooting:  # the loop may wake a hair early: the RST must not be lost
+            await asyncio.sleep(max(0.001, self.pos.rebooting_until - loop.time()))
+        if generation != self._generation:
+            return  # rebooted again meanwhile: that reboot powers on
         self.codec = self._new_codec()
+        await self._flush()
         self._wake.set()
 
     async def run(self) -> None:
+        await self._flush()  # power-on: RST
         async with asyncio.TaskGroup() as group:
             group.create_task(self._read_loop())
             group.create_task(self._timer_loop())
@@ -102,7 +122,7 @@ class SerialPosServer:
     async def _flush(self) -> None:
         async with self._write_lock:
             data = self.codec.data_to_send()
-            if data and not self.pos.faults.silent:
+            if data and not self.pos.faults.silent and not self.pos.rebooting:
                 await self._link.write(self.pos.corrupt(data))
 
 

@@ -45,8 +45,10 @@ class SerialDriver(WireDriver):
         codec_name = text_option(options, "codec", CODEC_NAME)
         codec: ClientCodec
         if codec_name == CODEC_NAME:
-            # A random first SEQ: a restarted bridge is not mistaken for a retransmit.
-            codec = Pbs1ClientCodec(options, first_seq=secrets.randbelow(256))
+            # Random first SEQ and RST nonce: each process's sessions are its own.
+            codec = Pbs1ClientCodec(
+                options, first_seq=secrets.randbelow(256), first_nonce=secrets.randbelow(256)
+            )
         else:
             codec = load_codec(codec_name, BUILTIN_CODECS)(options)
         link = SerialLink(port, line_settings(options, pop=True))

@@ -19,12 +19,14 @@ ETX = 0x03  # ASCII end of text: the byte after the payload, checked, then the C
 KIND_DATA = 0x44  # "D": a payload of the message catalogue, to be ACKed
 KIND_ACK = 0x06  # ASCII ACK: the data frame with this SEQ arrived intact
 KIND_NAK = 0x15  # ASCII NAK: a data frame with this SEQ arrived damaged; send it again
-KINDS = frozenset({KIND_DATA, KIND_ACK, KIND_NAK})
+KIND_RST = 0x52  # "R": I (re)started; SEQ is my session nonce; see the codec's handshake
+KIND_RSTACK = 0x72  # "r": your RST with this nonce arrived; nothing from before it is in flight
+KINDS = frozenset({KIND_DATA, KIND_ACK, KIND_NAK, KIND_RST, KIND_RSTACK})
 
 HEADER_BYTES = 5  # STX, KIND, SEQ, LEN
 TRAILER_BYTES = 3  # ETX, CRC
 OVERHEAD_BYTES = HEADER_BYTES + TRAILER_BYTES
-CONTROL_FRAME_BYTES = OVERHEAD_BYTES  # an ACK or NAK has no payload
+CONTROL_FRAME_BYTES = OVERHEAD_BYTES  # an ACK, NAK, RST or RSTACK has no payload
 #: Largest payload a frame may carry. A bill is a few kB; 16 KiB is ~17 s of wire at 9600 baud,
 #: and the cap bounds how long a garbage header claiming a long frame can stall the reader.
 MAX_PAYLOAD_BYTES = 16_384
@@ -86,7 +88,33 @@ class NakFrame:
         return _frame(KIND_NAK, self.seq, b"")
 
 
-Frame = DataFrame | AckFrame | NakFrame
+@dataclass(frozen=True, slots=True)
+class RstFrame:
+    """A reset: the sender forgot what it received and will send nothing from before it."""
+
+    nonce: int
+
+    def to_bytes(self) -> bytes:
+        return _frame(KIND_RST, self.nonce, b"")
+
+
+@dataclass(frozen=True, slots=True)
+class RstAckFrame:
+    """The answer to ``RstFrame(nonce)``: the sender dropped every frame it had in flight."""
+
+    nonce: int
+
+    def to_bytes(self) -> bytes:
+        return _frame(KIND_RSTACK, self.nonce, b"")
+
+
+Frame = DataFrame | AckFrame | NakFrame | RstFrame | RstAckFrame
+_CONTROL: dict[int, type[AckFrame | NakFrame | RstFrame | RstAckFrame]] = {
+    KIND_ACK: AckFrame,
+    KIND_NAK: NakFrame,
+    KIND_RST: RstFrame,
+    KIND_RSTACK: RstAckFrame,
+}
 
 
 def _frame(kind: int, seq: int, payload: bytes) -> bytes:
@@ -200,11 +228,5 @@ class FrameReader:
             payload = bytes(buf[HEADER_BYTES : end - 3])
             del buf[:end]
             self.stats.frames_ok += 1
-            frames.append(
-                DataFrame(seq, payload)
-                if kind == KIND_DATA
-                else AckFrame(seq)
-                if kind == KIND_ACK
-                else NakFrame(seq)
-            )
+            frames.append(DataFrame(seq, payload) if kind == KIND_DATA else _CONTROL[kind](seq))
         return frames

@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
-from drivers.serial.frames import AckFrame, DataFrame, NakFrame
+from drivers.serial.frames import AckFrame, DataFrame, NakFrame, RstAckFrame, RstFrame
 from drivers.wire import messages
 from drivers.wire.messages import ErrorInfo, Reply, Request
 
 EXAMPLES: dict[str, bytes] = {
+    "pos-rst": RstFrame(0x5C).to_bytes(),
+    "pos-rst-ack": RstAckFrame(0x5C).to_bytes(),
+    "bridge-rst": RstFrame(0xA1).to_bytes(),
+    "bridge-rst-ack": RstAckFrame(0xA1).to_bytes(),
     "health-request": DataFrame(0x2A, messages.encode_request(Request(1, "health"))).to_bytes(),
     "health-ack": AckFrame(0x2A).to_bytes(),
     "health-reply": DataFrame(

@@ -186,3 +186,46 @@ async def test_replies_meant_for_a_dead_bridge_are_not_taken_by_the_next() -> No
             for table in (4, 5, 6, 4, 5, 6):
                 bill = await fresh.get_open_bill(LOCATION, table)
                 assert bill is not None and bill.table == table
+
+
+@pytest.mark.parametrize("rst_lost", [False, True], ids=["rst-heard", "rst-lost-too"])
+async def test_a_pos_reboot_after_a_lost_ack_does_not_apply_the_retransmission(
+    rst_lost: bool,
+) -> None:
+    """PBS1's old known limit, end to end: the POS delivers the apply_payment frame and
+    applies it, its ACK is lost, and it reboots, forgetting the SEQ it delivered. The
+    bridge's retransmission must not be applied again: the rebooted POS says RST (or, if
+    that RST is lost as well, refuses the retransmission with RST), the bridge fails the
+    request as outcome unknown and the outbox's find_payment finds it."""
+    async with (
+        serial_pos() as (pos, url),
+        # A slow ACK timer: the bridge's first retransmission comes after the reboot.
+        serial_driver(url, timeout_ms=5000, turnaround_ms=1000) as driver,
+    ):
+        bill = await driver.get_open_bill(LOCATION, 5)
+        assert bill is not None
+        payment = instruction(bill, "ack-lost-then-reboot", 800)
+        pos.faults.corrupt_per_mille = 1000  # every POS write damaged: the ACK is lost
+        pos.faults.drop_replies = True  # applied, not answered: it reboots first
+        attempt = asyncio.create_task(driver.apply_payment(payment))
+        async with asyncio.timeout(2):
+            while "ack-lost-then-reboot" not in payment_ids(pos):
+                await asyncio.sleep(0.005)
+        pos.reboot(0.05)
+        if rst_lost:
+            await asyncio.sleep(0.15)  # its power-on RST goes out damaged too
+        pos.faults.corrupt_per_mille = 0
+        pos.faults.drop_replies = False
+        [outcome] = await asyncio.gather(attempt, return_exceptions=True)
+        settled = await settle(driver, payment)
+        assert settled.payment_id == "ack-lost-then-reboot"
+        await asyncio.sleep(1.2)  # long enough for any retransmission to have landed
+        assert payment_ids(pos).count("ack-lost-then-reboot") == 1  # 2 before RST/RSTACK
+        assert isinstance(outcome, PosTimeoutError)  # outcome unknown, not retransmitted
+        codec = driver.exchange._codec  # type: ignore[attr-defined]
+        assert codec.link.stats.peer_resets >= 1
+        server = pos._reboot_listeners[-1].__self__.codec  # type: ignore[attr-defined]
+        if rst_lost:  # the retransmission met the rebooted POS, which refused it
+            assert codec.link.stats.retransmitted >= 1 and server.link.stats.refused >= 1
+        else:  # the RST came first: nothing was retransmitted at all
+            assert codec.link.stats.retransmitted == 0 and server.link.stats.refused == 0

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from drivers.serial.frames import (
     CRC_CHECK,
     ETX,
+    KIND_RST,
     MAX_PAYLOAD_BYTES,
     STX,
     AckFrame,
@@ -16,6 +17,8 @@ from drivers.serial.frames import (
     FrameReader,
     FrameTooLargeError,
     NakFrame,
+    RstAckFrame,
+    RstFrame,
     crc16,
     frame_from_bytes,
 )
@@ -45,7 +48,10 @@ class TestLayout:
         assert raw[5:-3] == PAYLOAD and raw[-3] == ETX
         assert int.from_bytes(raw[-2:], "big") == crc16(raw[1:-2])
 
-    @pytest.mark.parametrize("frame", [FRAME, AckFrame(0), NakFrame(255), DataFrame(1, b"")])
+    @pytest.mark.parametrize(
+        "frame",
+        [FRAME, AckFrame(0), NakFrame(255), DataFrame(1, b""), RstFrame(7), RstAckFrame(200)],
+    )
     def test_round_trip(self, frame: object) -> None:
         assert frame_from_bytes(frame.to_bytes()) == frame  # type: ignore[attr-defined]
 
@@ -56,9 +62,13 @@ class TestLayout:
 
 
 class TestChecksum:
-    @pytest.mark.parametrize("frame", [FRAME, AckFrame(3), NakFrame(9)], ids=["data", "ack", "nak"])
+    @pytest.mark.parametrize(
+        "frame",
+        [FRAME, AckFrame(3), NakFrame(9), RstFrame(4), RstAckFrame(4)],
+        ids=["data", "ack", "nak", "rst", "rstack"],
+    )
     def test_every_single_bit_flip_is_rejected_and_the_next_copy_is_read(
-        self, frame: DataFrame | AckFrame | NakFrame
+        self, frame: DataFrame | AckFrame | NakFrame | RstFrame | RstAckFrame
     ) -> None:
         raw = frame.to_bytes()
         for bit in range(len(raw) * 8):
@@ -100,6 +110,13 @@ class TestResync:
         assert reader.feed(raw[:30], 0.0) == []
         assert reader.feed(raw[30:], 0.0) == [FRAME]
 
+    def test_a_reset_frame_with_a_payload_is_garbage(self) -> None:
+        bogus = bytes([STX, KIND_RST, 1, 0, 1, 0x7B, ETX])
+        body = bogus[1:]
+        reader = FrameReader()
+        assert reader.feed(bogus + crc16(body).to_bytes(2, "big"), 0.0) == []
+        assert reader.stats.framing_errors >= 1
+
     def test_oversized_length_is_garbage(self) -> None:
         bogus = bytes([STX, 0x44, 0, *((MAX_PAYLOAD_BYTES + 1).to_bytes(2, "big"))])
         reader = FrameReader()
@@ -124,6 +141,6 @@ def test_reader_never_raises_on_any_stream(chunks: list[bytes]) -> None:
     reader = FrameReader()
     for chunk in chunks:
         for frame in reader.feed(chunk, 0.0):
-            assert isinstance(frame, DataFrame | AckFrame | NakFrame)
+            assert isinstance(frame, DataFrame | AckFrame | NakFrame | RstFrame | RstAckFrame)
         if len(chunks) % 3 == 0:
             reader.expire()
