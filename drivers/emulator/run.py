@@ -60,10 +60,8 @@ async def running_emulator(
         if control_port is not None:
             runner = web.AppRunner(control_app(pos), access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", control_port)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            control_url = f"http://127.0.0.1:{port}"
+            await web.TCPSite(runner, "127.0.0.1", control_port).start()
+            control_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with server_for(parts.scheme)(parts, pos) as bridge_url:
             yield bridge_url, control_url
     finally:
