@@ -46,6 +46,7 @@ CORE_FILES = sorted(
         # PBS1 framing, line timers and ARQ: `now` is an argument, the port is elsewhere.
         ROOT / "drivers/serial/frames.py",
         ROOT / "drivers/serial/settings.py",
+        ROOT / "drivers/serial/arq.py",
         ROOT / "drivers/serial/codec.py",
     ]
 )
