@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bridge.config import Config, ConfigError
+from bridge.config import Config
 from bridge.http import admin
 from bridge.http.middleware import error_middleware
 from bridge.platforms.loke import routes as loke_routes
@@ -30,6 +30,7 @@ from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
+from bridge.toml_table import ConfigError
 from bridge.uplink.client import make_uplink
 from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError

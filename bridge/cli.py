@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge import __version__
-from bridge.config import ConfigError, load_config
+from bridge.config import load_config
+from bridge.toml_table import ConfigError
 
 DEFAULT_CONFIG = "config.toml"
 DEFAULT_RELAY_CONFIG = "relay.toml"

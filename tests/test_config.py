@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bridge.app import build_drivers
-from bridge.config import ConfigError, load_config, parse_config
+from bridge.config import load_config, parse_config
+from bridge.toml_table import ConfigError
 from tests.conftest import config_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bridge.config import LOG_LEVELS, ConfigError, TomlTable
+from bridge.toml_table import LOG_LEVELS, ConfigError, TomlTable
 from bridge.tunnel.messages import MIN_MAX_FRAME_BYTES
 
 MIB = 1024 * 1024

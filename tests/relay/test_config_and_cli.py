@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.config import ConfigError
 from bridge.relay.config import load_relay_config, parse_relay_config
 from bridge.relay.venues import VenueTokens, add_venue, token_hash
+from bridge.toml_table import ConfigError
 from bridge.uplink.client import next_epoch
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bridge.config import ConfigError
 from bridge.relay.config import RateLimits, parse_relay_config
 from bridge.relay.ratelimit import HelloGuard, VenueRateLimiter
+from bridge.toml_table import ConfigError
 from bridge.tunnel.errors import CloseCode
 from bridge.tunnel.messages import Close, Welcome
 from tests.relay.harness import OPERATOR_TOKEN, add_venues, raw_tunnel, relay_config, running_relay

@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.config import ConfigError, parse_config
+from bridge.config import parse_config
 from bridge.relay.config import parse_relay_config
+from bridge.toml_table import ConfigError
 from tests.conftest import config_data
 from tests.relay.harness import (
     OPERATOR_TOKEN,
