@@ -13,15 +13,24 @@ from typing import Any, ClassVar
 
 from drivers.base import DriverInfo, DriverSettings
 from drivers.errors import DriverConfigError
-from drivers.options import text_option
 from drivers.serial.codec import CODEC_NAME, Pbs1ClientCodec
 from drivers.serial.link import SerialLink
 from drivers.serial.settings import line_settings
-from drivers.wire.codec import ClientCodec, CodecFactory, load_codec
+from drivers.wire.codec import CodecFactory, codec_from_options
 from drivers.wire.driver import Exchange, WireDriver
 from drivers.wire.stream import StreamExchange
 
-BUILTIN_CODECS: dict[str, CodecFactory] = {CODEC_NAME: Pbs1ClientCodec}
+
+def new_pbs1_codec(options: dict[str, Any]) -> Pbs1ClientCodec:
+    """PBS1's bridge end with a random first SEQ and RST nonce, so each process's sessions are
+    its own. Registered as the ``pbs1`` codec too, so PBS1 carried over another link (e.g.
+    ``tcp://…?codec=pbs1``) starts the same way."""
+    return Pbs1ClientCodec(
+        options, first_seq=secrets.randbelow(256), first_nonce=secrets.randbelow(256)
+    )
+
+
+BUILTIN_CODECS: dict[str, CodecFactory] = {CODEC_NAME: new_pbs1_codec}
 
 
 class SerialDriver(WireDriver):
@@ -42,14 +51,6 @@ class SerialDriver(WireDriver):
         port = settings.url.path
         if settings.url.netloc or not port:
             raise DriverConfigError("url", "must be serial:///path/to/port (three slashes)")
-        codec_name = text_option(options, "codec", CODEC_NAME)
-        codec: ClientCodec
-        if codec_name == CODEC_NAME:
-            # Random first SEQ and RST nonce: each process's sessions are its own.
-            codec = Pbs1ClientCodec(
-                options, first_seq=secrets.randbelow(256), first_nonce=secrets.randbelow(256)
-            )
-        else:
-            codec = load_codec(codec_name, BUILTIN_CODECS)(options)
+        codec = codec_from_options(options, BUILTIN_CODECS, CODEC_NAME)
         link = SerialLink(port, line_settings(options, pop=True))
         return StreamExchange(link, codec)

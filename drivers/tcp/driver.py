@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 from drivers.base import DriverInfo, DriverSettings
 from drivers.errors import DriverConfigError
-from drivers.options import int_option, text_option
+from drivers.options import int_option
 from drivers.tcp.codec import CODEC_NAME, TcpClientCodec
 from drivers.tcp.link import TcpLink
-from drivers.wire.codec import CodecFactory, load_codec
+from drivers.wire.codec import CodecFactory, codec_from_options
 from drivers.wire.driver import Exchange, WireDriver
 from drivers.wire.stream import StreamExchange
 
@@ -45,9 +45,9 @@ class TcpDriver(WireDriver):
         host, port = tcp_address(settings)
         connect_timeout = int_option(options, "connect_timeout_ms", 3000, 1, 600_000) / 1000
         keepalive_s = int_option(options, "keepalive_s", 15, 0, 7200)
-        codec_factory = load_codec(text_option(options, "codec", CODEC_NAME), BUILTIN_CODECS)
+        codec = codec_from_options(options, BUILTIN_CODECS, CODEC_NAME)
         link = TcpLink(host, port, connect_timeout=connect_timeout, keepalive_s=keepalive_s)
-        return StreamExchange(link, codec_factory(options))
+        return StreamExchange(link, codec)
 
 
 def tcp_address(settings: DriverSettings) -> tuple[str, int]:

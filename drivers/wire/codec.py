@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from drivers.errors import DriverConfigError
+from drivers.options import text_option
 from drivers.wire.messages import Reply, Request, Undelivered
 
 CODEC_ENTRY_POINT_GROUP = "pos_bridge.codecs"
@@ -106,3 +107,10 @@ def load_codec(name: str, builtin: Mapping[str, CodecFactory]) -> CodecFactory:
         logger.exception("codec %s failed to load", name)
         raise DriverConfigError("options.codec", f"codec {name!r} failed to load: {exc}") from exc
     return factory
+
+
+def codec_from_options(
+    options: dict[str, Any], builtin: Mapping[str, CodecFactory], default: str
+) -> ClientCodec:
+    """The codec ``options["codec"]`` names (``default`` if none), built from ``options``."""
+    return load_codec(text_option(options, "codec", default), builtin)(options)

@@ -17,7 +17,7 @@ from drivers.errors import (
 )
 from drivers.registry import load_driver
 from drivers.serial.codec import Pbs1ClientCodec
-from drivers.serial.driver import SerialDriver
+from drivers.serial.driver import SerialDriver, new_pbs1_codec
 from drivers.wire.codec import load_codec
 from tests.drivers.serial.harness import (
     LOCATION,
@@ -35,7 +35,9 @@ def test_registered_under_its_scheme() -> None:
 
 
 def test_pbs1_is_a_registered_codec_that_other_stream_links_can_carry() -> None:
-    assert load_codec("pbs1", {}) is Pbs1ClientCodec  # through the entry point, not builtin
+    factory = load_codec("pbs1", {})  # through the entry point, not builtin
+    assert factory is new_pbs1_codec
+    assert isinstance(factory({"baudrate": 9600}), Pbs1ClientCodec)
 
 
 @pytest.mark.parametrize(
