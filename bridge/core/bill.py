@@ -10,7 +10,6 @@ took another guest's payment.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bridge.core.canonical import canonical_json
 from bridge.core.money import Money
 
 
@@ -198,8 +198,7 @@ def charges_part(version: str) -> str:
 
 
 def _digest(value: object, length: int) -> str:
-    raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:length]
+    return hashlib.sha256(canonical_json(value, ensure_ascii=True)).hexdigest()[:length]
 
 
 def bill_to_dict(bill: Bill) -> dict[str, Any]:
@@ -239,7 +238,7 @@ def bill_json_text(bill: Bill) -> str:
 
     orjson, several times faster than ``json`` here: a bill is stored as a snapshot with every
     payment applied to it. The text is for storage only (read back by ``json.loads`` or
-    orjson alike); the version digest keeps ``json``, whose exact bytes it depends on.
+    orjson alike); the version digest hashes :func:`~bridge.core.canonical.canonical_json`.
     """
     if "json" not in bill._digests:
         bill._digests["json"] = orjson.dumps(bill_to_dict(bill)).decode()

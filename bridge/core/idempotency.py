@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from bridge.core.canonical import canonical_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,5 +23,4 @@ def request_fingerprint(scope: dict[str, Any]) -> str:
     Keys are sorted and whitespace ignored, so a platform that re-serialises the same body
     gets the same fingerprint; ``scope`` should include the route's path parameters.
     """
-    canonical = json.dumps(scope, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(scope, ensure_ascii=False)).hexdigest()

@@ -116,6 +116,33 @@ async def test_nan_and_infinity_are_invalid_json(client, field, literal):
     assert_pos_untouched(client)
 
 
+LONE_SURROGATES = ['"\\ud800"', '"a\\udfff"', '"\\udc00\\ud800"', '"\\uDBFFx"']
+
+
+@FUZZ
+@given(
+    field=st.sampled_from([*FIELDS, "customer.email"]),
+    literal=st.sampled_from(LONE_SURROGATES),
+    as_key=st.booleans(),
+)
+async def test_lone_surrogates_are_invalid_json(client, field, literal, as_key):
+    """A ``\\uD800`` escape with no partner is valid JSON syntax but not Unicode text: it
+    could not be hashed into the fingerprint, stored or echoed (it used to be a 500). As a
+    key, given twice too, so the duplicate check meets it first."""
+    bill = await fetch_bill(client, TABLE)
+    body = payment_body(bill, "fuzz-surrogate", 100)
+    if as_key:
+        raw = json.dumps(body)[:-1] + f", {literal}: 1, {literal}: 2}}"
+        raw_bytes = raw.encode()
+    else:
+        raw_bytes = with_literal(body, field, literal)
+    response, text = await post_payment(client, raw_bytes)
+    assert_typed_error(response, text, 400)
+    assert '"error":"internal_error"' not in text.replace(" ", "")
+    await assert_not_recorded(client, "fuzz-surrogate")
+    assert_pos_untouched(client)
+
+
 @FUZZ
 @given(field=st.sampled_from(["amount", "tip", "customer.id"]), digits=st.integers(4301, 30000))
 async def test_integers_too_long_to_parse_are_refused(client, field, digits):
