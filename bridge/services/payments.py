@@ -343,7 +343,8 @@ class PaymentService:
         except PosUnavailableError as exc:
             await self._health.observe(driver_name, False, str(exc))
             raise
-        await self._health.observe(driver_name, True)
+        if not self._health.is_online(driver_name):  # observing "still online" changes nothing
+            await self._health.observe(driver_name, True)
         return result
 
 
