@@ -113,8 +113,12 @@ class TunnelConnection:
         self._writer = asyncio.create_task(self._write_loop(), name="tunnel-writer")
 
     def kick(self) -> None:
-        """Bytes were queued on the protocol: let the writer send them."""
-        self._wake.set()
+        """Bytes may have been queued on the protocol: let the writer send them, if there are
+        any. Most calls queue nothing (an event dispatched, body bytes consumed below the
+        WINDOW_UPDATE threshold); waking the writer for those cost two idle task switches per
+        relayed request."""
+        if self.protocol.has_data_to_send:
+            self._wake.set()
 
     async def receive_events(self) -> list[Event]:
         """Read one websocket message and return the protocol's events (handshake use).
@@ -347,7 +351,7 @@ class TunnelConnection:
             stream._fail(gone)
         writer = self._writer
         if writer is not None and not writer.done():
-            self.kick()
+            self._wake.set()  # even with nothing queued: the writer must see _closed and end
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(writer), flush_timeout_s)
             writer.cancel()
