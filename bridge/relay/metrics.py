@@ -46,8 +46,8 @@ class _Traffic(Collector):
     Why not ``prometheus_client``'s ``Counter`` and ``Histogram``: their ``inc`` and
     ``observe`` take a lock each, and the histogram walks its buckets in Python, on every
     request: 1.6 % of the relay's instructions per relayed request (761k → 749k, callgrind).
-    Here a request is a dict update and a bisect. No lock is needed: requests and scrapes both run on the event loop's
-    thread. The exposition is the same, ``_created`` samples included.
+    Here a request is a dict update and a bisect. No lock is needed: requests and scrapes
+    both run on the event loop's thread. The exposition is the same, ``_created`` included.
     """
 
     def __init__(self) -> None:

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from bridge.errors import (
     ApiError,
@@ -32,6 +31,7 @@ from bridge.relay.config import RelayLimits
 from bridge.relay.registry import Registry, VenueLink
 from bridge.tunnel.messages import CancelCode, ResponseHead
 from bridge.tunnel_io import (
+    HOP_BY_HOP,
     READ_BYTES,
     StreamCancelledError,
     TunnelGoneError,
@@ -72,13 +72,14 @@ def pos_timeout(seconds: float) -> GatewayTimeoutError:
     )
 
 
-_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
+#: Not copied from the request: hop-by-hop, and the ``X-Forwarded-*`` the relay sets itself.
+_NOT_FORWARDED = HOP_BY_HOP | {b"x-forwarded-for", b"x-forwarded-proto"}
 
 
 def forwarded_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
     """The request's end-to-end headers, in order, plus ``X-Forwarded-*``."""
     raw = request.raw_headers
-    headers = [(k, v) for k, v in end_to_end(raw) if k.lower() not in _FORWARDED]
+    headers = end_to_end(raw, _NOT_FORWARDED)
     chain = [v for k, v in raw if k.lower() == b"x-forwarded-for"]
     chain.append((request.remote or "unknown").encode("latin-1"))
     headers.append((b"X-Forwarded-For", b", ".join(chain)))
@@ -274,10 +275,11 @@ _NO_BODY = frozenset({204, 304})
 async def _stream_response(
     request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
 ) -> web.StreamResponse:
-    headers = CIMultiDict(
+    # A list, not a CIMultiDict: aiohttp copies what it is given into its own CIMultiDict.
+    headers = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in end_to_end(head.headers)
-    )
+    ]
     parts: list[bytes] = []
     while data := stream.read_nowait():  # what is here already; bounded by the stream window
         parts.append(data)
