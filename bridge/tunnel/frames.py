@@ -45,6 +45,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
     Welcome,
     WindowUpdate,
+    _CheckedHeaders,
     check_uint,
 )
 
@@ -259,7 +260,7 @@ class _Reader:
                 raise MalformedFrameError(self._kind, "payload ends inside header value")
             out.append((name, data[end + 2 : pos]))
         self._pos = pos
-        return tuple(out)
+        return _CheckedHeaders(out)  # bytes slices, u16 lengths and count: nothing to check
 
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._pos, "payload")
