@@ -75,7 +75,8 @@ class FrameType(IntEnum):
     CANCEL = 0x14
 
 
-_KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+#: Each type byte's member: a dict lookup per decoded frame, not an ``Enum`` call.
+_KNOWN_TYPES: dict[int, FrameType] = {int(t): t for t in FrameType}
 
 
 class FrameFlag(IntFlag):
@@ -156,7 +157,33 @@ def _headers(headers: Headers) -> bytes:
 
 def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
     """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
+    # The frames of every request first: each case is a class check.
     match frame:
+        case BodyChunk():
+            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
+        case EndOfBody():
+            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
+        case WindowUpdate():
+            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
+        case RequestHead():
+            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
+        case ResponseHead():
+            body = _u16(frame.status) + _headers(frame.headers)
+            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
+        case Cancel():
+            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
+        case Ping():
+            return FrameType.PING, 0, 0, frame.payload
+        case Pong():
+            return FrameType.PONG, 0, 0, frame.payload
+        case Health():
+            body = _HEALTH.pack(
+                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
+            )
+            return FrameType.HEALTH, 0, 0, body
+        case Close():
+            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
         case Hello():
             versions = b"".join(_u16(v) for v in frame.versions)
             body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
@@ -172,31 +199,6 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
                 lim.heartbeat_interval_ms,
             )
             return FrameType.WELCOME, 0, 0, body
-        case Close():
-            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
-        case Ping():
-            return FrameType.PING, 0, 0, frame.payload
-        case Pong():
-            return FrameType.PONG, 0, 0, frame.payload
-        case Health():
-            body = _HEALTH.pack(
-                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
-            )
-            return FrameType.HEALTH, 0, 0, body
-        case WindowUpdate():
-            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
-        case RequestHead():
-            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
-            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
-        case ResponseHead():
-            body = _u16(frame.status) + _headers(frame.headers)
-            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
-        case BodyChunk():
-            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
-        case EndOfBody():
-            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
-        case Cancel():
-            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
         case UnknownFrame():
             return frame.frame_type, frame.flags, frame.stream_id, frame.payload
 
@@ -323,12 +325,11 @@ def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         MalformedFrameError: the payload does not match the type's layout, a field is out of
             range, or the stream id is 0 where a stream is needed (or not 0 where none is).
     """
-    try:
-        kind = FrameType(frame_type)
-    except ValueError:
+    kind = _KNOWN_TYPES.get(frame_type)
+    if kind is None:
         if flags & FrameFlag.MAY_IGNORE:
             return UnknownFrame(frame_type, flags, stream_id, payload)
-        raise UnknownFrameTypeError(frame_type, flags) from None
+        raise UnknownFrameTypeError(frame_type, flags)
     if kind < 0x10 and kind is not FrameType.WINDOW_UPDATE and stream_id != 0:
         raise MalformedFrameError(kind, f"stream id {stream_id} on a connection frame")
     if kind >= 0x10 and stream_id == 0:
@@ -385,7 +386,7 @@ class FrameDecoder:
         if length > self.max_payload_bytes:
             self._buffer.clear()
             self._offset = 0
-            known = FrameType(kind) if kind in _KNOWN_TYPES else kind
+            known = _KNOWN_TYPES.get(kind, kind)
             raise FrameTooLargeError(known, length, self.max_payload_bytes)
         if available < HEADER_BYTES + length:
             return None
