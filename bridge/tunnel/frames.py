@@ -356,7 +356,8 @@ class FrameDecoder:
 
     def __init__(self, max_payload_bytes: int = HANDSHAKE_MAX_FRAME_BYTES) -> None:
         self.max_payload_bytes = max_payload_bytes
-        self._buffer = bytearray()
+        #: ``bytes`` as fed while nothing was left over (parsed in place), else a bytearray.
+        self._buffer: bytes | bytearray = b""
         self._offset = 0  # start of the first unparsed byte; compacted on the next feed
 
     @property
@@ -366,10 +367,15 @@ class FrameDecoder:
         return len(self._buffer) - self._offset
 
     def feed(self, data: bytes) -> None:
-        if self._offset:
-            del self._buffer[: self._offset]
-            self._offset = 0
-        self._buffer += data
+        if self._offset == len(self._buffer):
+            # Nothing left over, the usual case (a websocket message holds whole frames):
+            # parse the bytes where they are instead of copying them into a buffer first.
+            self._buffer, self._offset = bytes(data), 0
+            return
+        buffer = self._buffer if isinstance(self._buffer, bytearray) else bytearray(self._buffer)
+        del buffer[: self._offset]
+        buffer += data
+        self._buffer, self._offset = buffer, 0
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or ``None`` until more bytes arrive.
@@ -379,22 +385,26 @@ class FrameDecoder:
                 soon as the 10 header bytes are in, and the buffer is dropped.
             UnknownFrameTypeError, MalformedFrameError: see :func:`decode_frame`.
         """
-        available = len(self._buffer) - self._offset
+        buffer, offset = self._buffer, self._offset
+        available = len(buffer) - offset
         if available < HEADER_BYTES:
             return None
-        kind, flags, stream_id, length = HEADER.unpack_from(self._buffer, self._offset)
+        kind, flags, stream_id, length = HEADER.unpack_from(buffer, offset)
         if length > self.max_payload_bytes:
-            self._buffer.clear()
-            self._offset = 0
+            self._buffer, self._offset = b"", 0
             known = _KNOWN_TYPES.get(kind, kind)
             raise FrameTooLargeError(known, length, self.max_payload_bytes)
         if available < HEADER_BYTES + length:
             return None
-        start = self._offset + HEADER_BYTES
-        with memoryview(self._buffer) as view:
-            payload = bytes(view[start : start + length])
-        self._offset = start + length
-        if self._offset == len(self._buffer):
-            self._buffer.clear()
-            self._offset = 0
+        start = offset + HEADER_BYTES
+        end = start + length
+        if type(buffer) is bytes:
+            payload = buffer[start:end]
+        else:
+            with memoryview(buffer) as view:  # released at once: the buffer may grow later
+                payload = bytes(view[start:end])
+        if end == len(buffer):
+            self._buffer, self._offset = b"", 0  # all parsed: hold no message past its frames
+        else:
+            self._offset = end
         return decode_frame(kind, flags, stream_id, payload)
