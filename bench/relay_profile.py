@@ -7,6 +7,7 @@ Starts the bridge and a relay holding its tunnel as ``bench/relay.py`` does (the
 limit lifted), then drives bill GETs through the relay with the open-loop generator at a fixed
 offered ``--rate`` (a load the two cores carry, so the profile is of work, not of a backlog):
 
+0. The relay's user and system CPU per request, unprofiled, from ``/proc``.
 1. **py-spy** (``record --format raw --nonblocking``) samples the relay during the counted
    window: the time by module of the innermost known frame (aiohttp's server, its websocket,
    the tunnel protocol, prometheus_client, …) and the top functions, in µs per request.
@@ -131,6 +132,12 @@ def drive(
     return result
 
 
+def user_system_s(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU seconds, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / common.CLK_TCK, int(fields[12]) / common.CLK_TCK
+
+
 def answered(result: dict[str, Any], seconds: float) -> int:
     return round(result["achieved_per_s"] * seconds)
 
@@ -167,6 +174,24 @@ def profile_run(args: argparse.Namespace, folder: Path, python: str, stamp: str)
     out: dict[str, Any] = {}
 
     def body(relay: Relay) -> dict[str, Any]:
+        times: dict[str, tuple[float, float]] = {}
+        result = drive(
+            args,
+            relay.port,
+            args.rate,
+            lambda: times.setdefault("start", user_system_s(relay.pid)),
+            lambda: times.setdefault("end", user_system_s(relay.pid)),
+        )
+        requests = answered(result, args.duration)
+        user, system = (times["end"][i] - times["start"][i] for i in (0, 1))
+        out["cpu_ms_per_request"] = {
+            "user": 1e3 * user / requests,
+            "system": 1e3 * system / requests,
+        }
+        print(
+            f"relay CPU, unprofiled: {result['achieved_per_s']:.0f}/s answered, user"
+            f" {1e3 * user / requests:.3f} + system {1e3 * system / requests:.3f} ms per request"
+        )
         sampled_s = max(1, int(args.duration) - 1)
         if py_spy is not None:
             raw = RESULTS / f"relay-profile-{stamp}-pyspy.txt"
