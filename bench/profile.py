@@ -89,8 +89,15 @@ def thread_role(thread: str, frames: list[str]) -> str:
     return "SQLite worker" if any("_run_batch" in f for f in frames) else "event loop"
 
 
-def summarise_raw(path: Path, rate: int, payments: int, seconds: float) -> dict[str, Any]:
-    """Per thread: CPU share, per-payment µs, buckets, top self and inclusive functions."""
+def summarise_raw(
+    path: Path,
+    rate: int,
+    payments: int,
+    seconds: float,
+    buckets: list[tuple[str, re.Pattern[str]]] = BUCKETS,
+) -> dict[str, Any]:
+    """Per thread: CPU share, per-payment µs (per unit of ``payments``: ``bench.relay_profile``
+    passes requests), ``buckets``, top self and inclusive functions."""
     threads: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"samples": 0, "self": Counter(), "incl": Counter(), "buckets": Counter()}
     )
@@ -116,7 +123,7 @@ def summarise_raw(path: Path, rate: int, payments: int, seconds: float) -> dict[
             entry["incl"][key] += count
         bucket = "other (interpreter, C calls of a frame above)"
         for frame in reversed(frames):
-            match = next((name for name, rx in BUCKETS if rx.search(frame)), None)
+            match = next((name for name, rx in buckets if rx.search(frame)), None)
             if match:
                 bucket = match
                 break
@@ -146,12 +153,12 @@ def summarise_raw(path: Path, rate: int, payments: int, seconds: float) -> dict[
     return out
 
 
-def print_pyspy(summary: dict[str, Any]) -> None:
+def print_pyspy(summary: dict[str, Any], unit: str = "payment") -> None:
     for role in sorted(summary, key=lambda r: -summary[r]["samples"]):
         s = summary[role]
         print(
             f"\n== py-spy: {role}: {s['cpu_pct_of_core']:.0f}% of a core,"
-            f" {fmt(s['us_per_payment'], '.0f')} us CPU per payment ({s['samples']} samples)"
+            f" {fmt(s['us_per_payment'], '.0f')} us CPU per {unit} ({s['samples']} samples)"
         )
         print("  by module of the innermost known frame:")
         for row in s["buckets"]:
@@ -164,10 +171,10 @@ def print_pyspy(summary: dict[str, Any]) -> None:
             print(f"    {row['pct']:5.1f}%  {row['name']}")
 
 
-def summarise_cprofile(path: Path, payments: int, limit: int = 30) -> str:
+def summarise_cprofile(path: Path, payments: int, limit: int = 30, unit: str = "payment") -> str:
     stats = pstats.Stats(str(path), stream=io.StringIO())
-    lines = [f"cProfile (event-loop thread), per payment ({payments} payments):"]
-    lines.append(f"{'calls/pay':>10} {'tottime us/pay':>15} {'cumtime us/pay':>15}  function")
+    lines = [f"cProfile (event-loop thread), per {unit} ({payments} {unit}s):"]
+    lines.append(f"{'calls/op':>10} {'tottime us/op':>15} {'cumtime us/op':>15}  function")
     entries = []
     for (file, line, func), (_, ncalls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
         short = file.split("site-packages/")[-1].split("/lib/python3.11/")[-1]

@@ -21,13 +21,16 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def end_to_end(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Headers minus the hop-by-hop ones, including those a ``Connection`` header names."""
+def end_to_end(
+    headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes] = HOP_BY_HOP
+) -> list[tuple[bytes, bytes]]:
+    """Headers minus the hop-by-hop ones, including those a ``Connection`` header names.
+    ``drop``: lower-case names to leave out, a superset of :data:`HOP_BY_HOP` (the relay adds
+    the ``X-Forwarded-*`` it sets itself, in the same pass)."""
     pairs = [
         (k, v) if type(k) is bytes and type(v) is bytes else (bytes(k), bytes(v))
         for k, v in headers
     ]
-    drop = HOP_BY_HOP
     for k, v in pairs:  # one header in a request at most, usually none: no set built per call
         if k.lower() == b"connection":
             drop = drop | {token.strip().lower() for token in v.split(b",")}

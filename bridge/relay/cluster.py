@@ -37,10 +37,10 @@ from bridge.errors import ApiError, BadGatewayError
 from bridge.relay.chunks import KIND, Channel, ExchangeBrokenError, Sender
 from bridge.relay.config import NatsConfig, RelayLimits
 from bridge.relay.proxy import (
+    TunnelExchange,
     forwarded_headers,
     pos_timeout,
     too_large,
-    tunnel_exchange,
     tunnel_path,
     venue_offline,
 )
@@ -152,7 +152,7 @@ class Cluster:
         head_sent = False
         try:
             await nc.publish(msg.reply, b"", headers={KIND: "accept", UPLOAD: channel.subject})
-            async with tunnel_exchange(
+            async with TunnelExchange(
                 link, head["method"], head["path"], _headers_bytes(head["headers"]), read, limits
             ) as (stream, response):
                 fields = _encode_head(

@@ -20,20 +20,75 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bridge.errors import ApiError, UnauthorizedError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: Counter children kept for reuse, at most (one per venue and status class in use).
-MAX_CACHED_CHILDREN = 10_000
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_DURATION = "relay_request_duration_seconds"
+
+
+class _Traffic(Collector):
+    """The per-request series (requests, duration, bytes) as plain numbers, turned into metric
+    families only when ``/metrics`` is scraped.
+
+    Why not ``prometheus_client``'s ``Counter`` and ``Histogram``: their ``inc`` and
+    ``observe`` take a lock each, and the histogram walks its buckets in Python, on every
+    request: 1.6 % of the relay's instructions per relayed request (761k → 749k, callgrind).
+    Here a request is a dict update and a bisect. No lock is needed: requests and scrapes
+    both run on the event loop's thread. The exposition is the same, ``_created`` included.
+    """
+
+    def __init__(self) -> None:
+        self.created = time.time()
+        #: (venue label, status // 100) → [count, created]
+        self.requests: dict[tuple[str, int], list[float]] = {}
+        self.buckets = [0] * (len(_BUCKETS) + 1)  # the last one is +Inf
+        self.duration_sum = 0.0
+        self.request_bytes = 0
+        self.response_bytes = 0
+
+    def count(self, label: str, status_class: int, seconds: float) -> None:
+        entry = self.requests.get((label, status_class))
+        if entry is None:
+            entry = self.requests[(label, status_class)] = [0, time.time()]
+        entry[0] += 1
+        self.buckets[bisect_left(_BUCKETS, seconds)] += 1  # le: the first bound >= seconds
+        self.duration_sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "relay_requests",
+            "Public requests by venue and final status class",
+            labels=["venue", "status_class"],
+        )
+        for (venue, status_class), (n, created) in self.requests.items():
+            requests.add_metric([venue, f"{status_class}xx"], n, created=created)
+        yield requests
+        duration = Metric(_DURATION, "Public requests, arrival to last response byte", "histogram")
+        total = 0
+        for bound, n in zip([*map(floatToGoString, _BUCKETS), "+Inf"], self.buckets, strict=True):
+            total += n
+            duration.add_sample(f"{_DURATION}_bucket", {"le": bound}, total)
+        duration.add_sample(f"{_DURATION}_count", {}, total)
+        duration.add_sample(f"{_DURATION}_sum", {}, self.duration_sum)
+        duration.add_sample(f"{_DURATION}_created", {}, self.created)
+        yield duration
+        sizes = CounterMetricFamily("relay_bytes", "Body bytes relayed", labels=["direction"])
+        sizes.add_metric(["request"], self.request_bytes, created=self.created)
+        sizes.add_metric(["response"], self.response_bytes, created=self.created)
+        yield sizes
 
 
 class RelayMetrics:
@@ -47,24 +102,8 @@ class RelayMetrics:
             "relay_tunnels_connected", "Venues with a live tunnel", registry=self.registry
         )
         self.tunnels.set_function(lambda: float(tunnels()))
-        self.requests = Counter(
-            "relay_requests",
-            "Public requests by venue and final status class",
-            ["venue", "status_class"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "relay_request_duration_seconds",
-            "Public requests, arrival to last response byte",
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self.bytes = Counter(
-            "relay_bytes", "Body bytes relayed", ["direction"], registry=self.registry
-        )
-        self._request_bytes = self.bytes.labels("request")
-        self._response_bytes = self.bytes.labels("response")
-        self._children: dict[tuple[str, int], Counter] = {}
+        self.traffic = _Traffic()
+        self.registry.register(self.traffic)
         self.routed = Counter(
             "relay_nats_routed_requests",
             "Requests routed over NATS to the relay holding the venue",
@@ -77,23 +116,15 @@ class RelayMetrics:
     ) -> None:
         venue = request.match_info.get("venue", "")
         label = venue if self._known_venue(venue) else "_unknown"
-        key = (label, status // 100)
-        child = self._children.get(key)
-        if child is None:  # labels() takes a lock and builds a key: once per label pair
-            if len(self._children) >= MAX_CACHED_CHILDREN:
-                self._children.clear()
-            child = self._children[key] = self.requests.labels(label, f"{status // 100}xx")
-        child.inc()
-        self.duration.observe(time.monotonic() - began)
-        if total := request.content.total_bytes:
-            self._request_bytes.inc(total)
+        traffic = self.traffic
+        traffic.count(label, status // 100, time.monotonic() - began)
+        traffic.request_bytes += request.content.total_bytes
         if response is not None:
             # A Response not yet written (the relay's whole-answer path) has no body_length.
             size = response.body_length
             if not size and isinstance(response, web.Response) and not response.prepared:
                 size = response.content_length or 0
-            if size:
-                self._response_bytes.inc(size)
+            traffic.response_bytes += size
 
     def middleware(self) -> Middleware:
         @web.middleware

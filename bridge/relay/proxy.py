@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from bridge.errors import (
     ApiError,
@@ -32,6 +31,7 @@ from bridge.relay.config import RelayLimits
 from bridge.relay.registry import Registry, VenueLink
 from bridge.tunnel.messages import CancelCode, ResponseHead
 from bridge.tunnel_io import (
+    HOP_BY_HOP,
     READ_BYTES,
     StreamCancelledError,
     TunnelGoneError,
@@ -72,13 +72,14 @@ def pos_timeout(seconds: float) -> GatewayTimeoutError:
     )
 
 
-_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
+#: Not copied from the request: hop-by-hop, and the ``X-Forwarded-*`` the relay sets itself.
+_NOT_FORWARDED = HOP_BY_HOP | {b"x-forwarded-for", b"x-forwarded-proto"}
 
 
 def forwarded_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
     """The request's end-to-end headers, in order, plus ``X-Forwarded-*``."""
     raw = request.raw_headers
-    headers = [(k, v) for k, v in end_to_end(raw) if k.lower() not in _FORWARDED]
+    headers = end_to_end(raw, _NOT_FORWARDED)
     chain = [v for k, v in raw if k.lower() == b"x-forwarded-for"]
     chain.append((request.remote or "unknown").encode("latin-1"))
     headers.append((b"X-Forwarded-For", b", ".join(chain)))
@@ -118,7 +119,7 @@ async def forward(
     if length is not None and length > limits.max_body_bytes:
         raise too_large(limits.max_body_bytes)
     content = request.content
-    async with tunnel_exchange(
+    async with TunnelExchange(
         link,
         request.method,
         tunnel_path(request, venue),
@@ -129,72 +130,113 @@ async def forward(
         return await _stream_response(request, stream, head, limits.request_timeout_s)
 
 
-@contextlib.asynccontextmanager
-async def tunnel_exchange(
-    link: VenueLink,
-    method: str,
-    path: str,
-    headers: list[tuple[bytes, bytes]],
-    read: BodyReader | None,
-    limits: RelayLimits,
-) -> AsyncIterator[tuple[TunnelStream, ResponseHead]]:
-    """One HTTP exchange on ``link``'s tunnel: the request body is pumped from ``read``
-    (``b""`` at its end; ``None``: no body, END_OF_BODY goes with the head, no upload task)
-    while this waits for the response head; yields the stream (to read the response body
-    from) and the head. Shared by the public URL map and by requests
-    routed in over NATS (``cluster.py``), so both get the same deadlines, limits and errors:
-    503 ``venue_offline``, 504 ``pos_timeout``, 413, 502 ``venue_error``, as ``ApiError``.
+class TunnelExchange:
+    """One HTTP exchange on ``link``'s tunnel, as ``async with TunnelExchange(…) as (stream,
+    head)``: the request body is pumped from ``read`` (``b""`` at its end; ``None``: no body,
+    END_OF_BODY goes with the head, no upload task) while this waits for the response head;
+    yields the stream (to read the response body from) and the head. Shared by the public URL
+    map and by requests routed in over NATS (``cluster.py``), so both get the same deadlines,
+    limits and errors: 503 ``venue_offline``, 504 ``pos_timeout``, 413, 502 ``venue_error``,
+    as ``ApiError``. On leaving, the upload is stopped, the stream released (cancelled if still
+    live) and the slot given back.
+
+    A class, not an ``asynccontextmanager``: every relayed request enters one, and an async
+    generator costs a generator, a wrapper object and the event loop's first-iteration hook
+    (a ``WeakSet`` add and remove) on top of the work.
     """
-    venue = link.venue
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limits.request_timeout_s
-    if link.slots.locked():  # all streams busy: queue for one, within the deadline
-        try:
-            async with asyncio.timeout_at(deadline):
-                await link.slots.acquire()
-        except TimeoutError:
-            raise pos_timeout(limits.request_timeout_s) from None
-    else:
-        await link.slots.acquire()  # free: no timer needed
-    stream: TunnelStream | None = None
-    upload: asyncio.Task[None] | None = None
-    cancel_code = CancelCode.CANCELLED
-    try:
-        try:
-            stream = link.conn.open_stream(method, path, headers)
-        except TunnelGoneError:
-            raise venue_offline(venue, limits.retry_after_s) from None
-        if read is None:
-            link.conn.end_body(stream.id)
+
+    __slots__ = (
+        "_cancel_code",
+        "_headers",
+        "_limits",
+        "_link",
+        "_method",
+        "_path",
+        "_read",
+        "_stream",
+        "_upload",
+    )
+
+    def __init__(
+        self,
+        link: VenueLink,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        read: BodyReader | None,
+        limits: RelayLimits,
+    ) -> None:
+        self._link = link
+        self._method = method
+        self._path = path
+        self._headers = headers
+        self._read = read
+        self._limits = limits
+        self._stream: TunnelStream | None = None
+        self._upload: asyncio.Task[None] | None = None
+        self._cancel_code = CancelCode.CANCELLED
+
+    async def __aenter__(self) -> tuple[TunnelStream, ResponseHead]:
+        link, limits = self._link, self._limits
+        venue = link.venue
+        deadline = asyncio.get_running_loop().time() + limits.request_timeout_s
+        if link.slots.locked():  # all streams busy: queue for one, within the deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await link.slots.acquire()
+            except TimeoutError:
+                raise pos_timeout(limits.request_timeout_s) from None
         else:
-            upload = asyncio.create_task(_upload(read, stream, limits.max_body_bytes))
+            await link.slots.acquire()  # free: no timer needed
         try:
-            head = await _response_head(stream, upload, deadline)
-        except TimeoutError:
-            cancel_code = CancelCode.TIMEOUT
-            raise pos_timeout(limits.request_timeout_s) from None
-        except PayloadTooLargeError:
-            cancel_code = CancelCode.TOO_LARGE
+            try:
+                stream = self._stream = link.conn.open_stream(
+                    self._method, self._path, self._headers
+                )
+            except TunnelGoneError:
+                raise venue_offline(venue, limits.retry_after_s) from None
+            if self._read is None:
+                link.conn.end_body(stream.id)
+            else:
+                upload = _upload(self._read, stream, limits.max_body_bytes)
+                self._upload = asyncio.create_task(upload)
+            try:
+                head = await _response_head(stream, self._upload, deadline)
+            except TimeoutError:
+                self._cancel_code = CancelCode.TIMEOUT
+                raise pos_timeout(limits.request_timeout_s) from None
+            except PayloadTooLargeError:
+                self._cancel_code = CancelCode.TOO_LARGE
+                raise
+            except TunnelGoneError:
+                raise venue_offline(venue, limits.retry_after_s) from None
+            except StreamCancelledError as exc:
+                if exc.code == CancelCode.TOO_LARGE:
+                    raise too_large(limits.max_body_bytes) from None
+                raise BadGatewayError(
+                    "venue_error",
+                    "the venue's bridge abandoned the request",
+                    {"cancelCode": exc.code},
+                ) from None
+        except BaseException:
+            await self._finish()
             raise
-        except TunnelGoneError:
-            raise venue_offline(venue, limits.retry_after_s) from None
-        except StreamCancelledError as exc:
-            if exc.code == CancelCode.TOO_LARGE:
-                raise too_large(limits.max_body_bytes) from None
-            raise BadGatewayError(
-                "venue_error", "the venue's bridge abandoned the request", {"cancelCode": exc.code}
-            ) from None
-        yield stream, head
-    finally:
+        return stream, head
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._finish()
+
+    async def _finish(self) -> None:
+        upload = self._upload
         if upload is not None and not upload.done():
             upload.cancel()
             with contextlib.suppress(BaseException):
                 await upload
         elif upload is not None and not upload.cancelled():
             upload.exception()  # already mapped above, or moot once the answer is out
-        if stream is not None:
-            link.conn.release(stream.id, cancel_code)
-        link.slots.release()
+        if self._stream is not None:
+            self._link.conn.release(self._stream.id, self._cancel_code)
+        self._link.slots.release()
 
 
 def _expire(head: asyncio.Future[ResponseHead]) -> None:
@@ -233,10 +275,11 @@ _NO_BODY = frozenset({204, 304})
 async def _stream_response(
     request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
 ) -> web.StreamResponse:
-    headers = CIMultiDict(
+    # A list, not a CIMultiDict: aiohttp copies what it is given into its own CIMultiDict.
+    headers = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in end_to_end(head.headers)
-    )
+    ]
     parts: list[bytes] = []
     while data := stream.read_nowait():  # what is here already; bounded by the stream window
         parts.append(data)

@@ -45,6 +45,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
     Welcome,
     WindowUpdate,
+    _CheckedHeaders,
     check_uint,
 )
 
@@ -74,7 +75,8 @@ class FrameType(IntEnum):
     CANCEL = 0x14
 
 
-_KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+#: Each type byte's member: a dict lookup per decoded frame, not an ``Enum`` call.
+_KNOWN_TYPES: dict[int, FrameType] = {int(t): t for t in FrameType}
 
 
 class FrameFlag(IntFlag):
@@ -155,7 +157,33 @@ def _headers(headers: Headers) -> bytes:
 
 def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
     """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
+    # The frames of every request first: each case is a class check.
     match frame:
+        case BodyChunk():
+            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
+        case EndOfBody():
+            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
+        case WindowUpdate():
+            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
+        case RequestHead():
+            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
+        case ResponseHead():
+            body = _u16(frame.status) + _headers(frame.headers)
+            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
+        case Cancel():
+            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
+        case Ping():
+            return FrameType.PING, 0, 0, frame.payload
+        case Pong():
+            return FrameType.PONG, 0, 0, frame.payload
+        case Health():
+            body = _HEALTH.pack(
+                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
+            )
+            return FrameType.HEALTH, 0, 0, body
+        case Close():
+            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
         case Hello():
             versions = b"".join(_u16(v) for v in frame.versions)
             body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
@@ -171,31 +199,6 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
                 lim.heartbeat_interval_ms,
             )
             return FrameType.WELCOME, 0, 0, body
-        case Close():
-            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
-        case Ping():
-            return FrameType.PING, 0, 0, frame.payload
-        case Pong():
-            return FrameType.PONG, 0, 0, frame.payload
-        case Health():
-            body = _HEALTH.pack(
-                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
-            )
-            return FrameType.HEALTH, 0, 0, body
-        case WindowUpdate():
-            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
-        case RequestHead():
-            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
-            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
-        case ResponseHead():
-            body = _u16(frame.status) + _headers(frame.headers)
-            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
-        case BodyChunk():
-            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
-        case EndOfBody():
-            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
-        case Cancel():
-            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
         case UnknownFrame():
             return frame.frame_type, frame.flags, frame.stream_id, frame.payload
 
@@ -259,7 +262,7 @@ class _Reader:
                 raise MalformedFrameError(self._kind, "payload ends inside header value")
             out.append((name, data[end + 2 : pos]))
         self._pos = pos
-        return tuple(out)
+        return _CheckedHeaders(out)  # bytes slices, u16 lengths and count: nothing to check
 
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._pos, "payload")
@@ -322,12 +325,11 @@ def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         MalformedFrameError: the payload does not match the type's layout, a field is out of
             range, or the stream id is 0 where a stream is needed (or not 0 where none is).
     """
-    try:
-        kind = FrameType(frame_type)
-    except ValueError:
+    kind = _KNOWN_TYPES.get(frame_type)
+    if kind is None:
         if flags & FrameFlag.MAY_IGNORE:
             return UnknownFrame(frame_type, flags, stream_id, payload)
-        raise UnknownFrameTypeError(frame_type, flags) from None
+        raise UnknownFrameTypeError(frame_type, flags)
     if kind < 0x10 and kind is not FrameType.WINDOW_UPDATE and stream_id != 0:
         raise MalformedFrameError(kind, f"stream id {stream_id} on a connection frame")
     if kind >= 0x10 and stream_id == 0:
@@ -354,7 +356,8 @@ class FrameDecoder:
 
     def __init__(self, max_payload_bytes: int = HANDSHAKE_MAX_FRAME_BYTES) -> None:
         self.max_payload_bytes = max_payload_bytes
-        self._buffer = bytearray()
+        #: ``bytes`` as fed while nothing was left over (parsed in place), else a bytearray.
+        self._buffer: bytes | bytearray = b""
         self._offset = 0  # start of the first unparsed byte; compacted on the next feed
 
     @property
@@ -364,10 +367,15 @@ class FrameDecoder:
         return len(self._buffer) - self._offset
 
     def feed(self, data: bytes) -> None:
-        if self._offset:
-            del self._buffer[: self._offset]
-            self._offset = 0
-        self._buffer += data
+        if self._offset == len(self._buffer):
+            # Nothing left over, the usual case (a websocket message holds whole frames):
+            # parse the bytes where they are instead of copying them into a buffer first.
+            self._buffer, self._offset = bytes(data), 0
+            return
+        buffer = self._buffer if isinstance(self._buffer, bytearray) else bytearray(self._buffer)
+        del buffer[: self._offset]
+        buffer += data
+        self._buffer, self._offset = buffer, 0
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or ``None`` until more bytes arrive.
@@ -377,22 +385,26 @@ class FrameDecoder:
                 soon as the 10 header bytes are in, and the buffer is dropped.
             UnknownFrameTypeError, MalformedFrameError: see :func:`decode_frame`.
         """
-        available = len(self._buffer) - self._offset
+        buffer, offset = self._buffer, self._offset
+        available = len(buffer) - offset
         if available < HEADER_BYTES:
             return None
-        kind, flags, stream_id, length = HEADER.unpack_from(self._buffer, self._offset)
+        kind, flags, stream_id, length = HEADER.unpack_from(buffer, offset)
         if length > self.max_payload_bytes:
-            self._buffer.clear()
-            self._offset = 0
-            known = FrameType(kind) if kind in _KNOWN_TYPES else kind
+            self._buffer, self._offset = b"", 0
+            known = _KNOWN_TYPES.get(kind, kind)
             raise FrameTooLargeError(known, length, self.max_payload_bytes)
         if available < HEADER_BYTES + length:
             return None
-        start = self._offset + HEADER_BYTES
-        with memoryview(self._buffer) as view:
-            payload = bytes(view[start : start + length])
-        self._offset = start + length
-        if self._offset == len(self._buffer):
-            self._buffer.clear()
-            self._offset = 0
+        start = offset + HEADER_BYTES
+        end = start + length
+        if type(buffer) is bytes:
+            payload = buffer[start:end]
+        else:
+            with memoryview(buffer) as view:  # released at once: the buffer may grow later
+                payload = bytes(view[start:end])
+        if end == len(buffer):
+            self._buffer, self._offset = b"", 0  # all parsed: hold no message past its frames
+        else:
+            self._offset = end
         return decode_frame(kind, flags, stream_id, payload)

@@ -64,6 +64,15 @@ def _stream(stream_id: int) -> None:
 _BYTES = (bytes, bytearray)
 
 
+class _CheckedHeaders(tuple[tuple[bytes, bytes], ...]):
+    """Headers already checked by :func:`make_headers`, or decoded from the wire (where u16
+    counts and lengths cannot hold anything else). A tuple cannot change, so a frame built
+    from them needs no second look: the relay's REQUEST_HEAD was checked twice per request
+    (by ``send_request_head`` and by the frame), and every decoded head once more."""
+
+    __slots__ = ()
+
+
 def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Headers as the frames hold them: a tuple of ``(name, value)`` byte pairs, in order.
 
@@ -73,6 +82,8 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     Raises:
         ValueError: a name or value is not bytes, or a count or length does not fit in a u16.
     """
+    if type(headers) is _CheckedHeaders:
+        return headers
     result: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if type(name) is not bytes or type(value) is not bytes:  # the common case is cheap
@@ -84,7 +95,7 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         result.append((name, value))
     if len(result) > 0xFFFF:
         raise ValueError(f"{len(result)} headers; at most 65535 fit")
-    return tuple(result)
+    return _CheckedHeaders(result)
 
 
 @dataclass(frozen=True, slots=True)

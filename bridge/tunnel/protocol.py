@@ -182,6 +182,13 @@ class TunnelProtocol:
         output, self._output = self._output, []
         return output
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has anything: the I/O layer wakes its writer only then
+        (most feeds and reads queue nothing, and a writer woken for nothing is a task switch
+        per call)."""
+        return bool(self._output)
+
     # -- handshake and connection ------------------------------------------------------------
 
     def send_hello(

@@ -87,7 +87,9 @@ class TunnelConnection:
         self.last_pong: float | None = None
         self.close_code = 1000  # the websocket close code once the tunnel is done
         self._wake = asyncio.Event()
-        self._progress = asyncio.Event()
+        #: Set, then dropped, when a message has been read or the connection fails, to wake
+        #: what waits for a window; made only while something waits, not once per message.
+        self._progress: asyncio.Event | None = None
         self._closed = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._awaiting_pong: bytes | None = None
@@ -113,8 +115,12 @@ class TunnelConnection:
         self._writer = asyncio.create_task(self._write_loop(), name="tunnel-writer")
 
     def kick(self) -> None:
-        """Bytes were queued on the protocol: let the writer send them."""
-        self._wake.set()
+        """Bytes may have been queued on the protocol: let the writer send them, if there are
+        any. Most calls queue nothing (an event dispatched, body bytes consumed below the
+        WINDOW_UPDATE threshold); waking the writer for those cost two idle task switches per
+        relayed request."""
+        if self.protocol.has_data_to_send:
+            self._wake.set()
 
     async def receive_events(self) -> list[Event]:
         """Read one websocket message and return the protocol's events (handshake use).
@@ -221,8 +227,7 @@ class TunnelConnection:
         """Wait until at most ``limit`` of this side's body bytes on the stream wait for a
         window, or the connection is no longer alive."""
         while self.alive and self.protocol.queued(stream_id) > limit:
-            progress = self._progress
-            await progress.wait()
+            await self._progress_event().wait()
 
     async def drain(self, stream_id: int) -> None:
         """Wait until this side's queued body bytes and END_OF_BODY are all framed, so that
@@ -232,8 +237,7 @@ class TunnelConnection:
             or self.protocol.stream_state(stream_id)
             in (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
         ):
-            progress = self._progress
-            await progress.wait()
+            await self._progress_event().wait()
 
     def end_body(self, stream_id: int) -> None:
         if self.alive:
@@ -283,9 +287,15 @@ class TunnelConnection:
                 pass  # the protocol answers PINGs and CLOSEs itself
         self.kick()
 
+    def _progress_event(self) -> asyncio.Event:
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        return self._progress
+
     def _signal_progress(self) -> None:
-        progress, self._progress = self._progress, asyncio.Event()
-        progress.set()
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.set()
 
     async def _heartbeat(self, interval_s: float) -> None:
         while self.alive and self.protocol.state is ConnectionState.OPEN:
@@ -347,7 +357,7 @@ class TunnelConnection:
             stream._fail(gone)
         writer = self._writer
         if writer is not None and not writer.done():
-            self.kick()
+            self._wake.set()  # even with nothing queued: the writer must see _closed and end
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(writer), flush_timeout_s)
             writer.cancel()

@@ -37,7 +37,9 @@ class TunnelStream:
         self.id = stream_id
         self.head: asyncio.Future[ResponseHead] = asyncio.get_running_loop().create_future()
         self._chunks: deque[bytes] = deque()
-        self._ready = asyncio.Event()
+        #: Made by the first :meth:`read` that has to wait: most answers (head, body and end
+        #: in one message) are read whole with :meth:`read_nowait`, and never need it.
+        self._ready: asyncio.Event | None = None
         self._ended = False
         self._error: BaseException | None = None
 
@@ -50,6 +52,8 @@ class TunnelStream:
             TunnelGoneError: the connection ended first.
         """
         while (data := self.read_nowait()) is None:
+            if self._ready is None:
+                self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
         return data
@@ -70,11 +74,15 @@ class TunnelStream:
 
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
-        self._ready.set()
+        self._wake()
 
     def _end(self) -> None:
         self._ended = True
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -82,4 +90,4 @@ class TunnelStream:
         if not self.head.done():
             self.head.set_exception(error)
             self.head.exception()  # retrieved: no "never retrieved" warning if unused
-        self._ready.set()
+        self._wake()
