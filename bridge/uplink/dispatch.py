@@ -113,16 +113,14 @@ class _Pipe(asyncio.Transport):
     def reusable(self) -> bool:
         """The answer is complete, the handler keeps the connection (no ``Connection:
         close``) and nothing is paused: the next request may come on it."""
-        head = self.reader.head
+        reader = self.reader
         return (
             self.protocol is not None
             and not self._closing
             and not self._writing_paused
-            and self.reader.done
-            and head is not None
-            and not any(
-                k.lower() == b"connection" and b"close" in v.lower() for k, v in head.headers
-            )
+            and reader.done
+            and reader.head is not None
+            and reader.keep_alive
         )
 
     # -- what aiohttp calls ---------------------------------------------------------------
