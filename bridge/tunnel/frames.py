@@ -75,6 +75,9 @@ class FrameType(IntEnum):
 
 
 _KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+#: The type byte's member, by dict lookup: ``FrameType(byte)`` runs enum's Python-level
+#: ``__call__`` and ``__new__`` on every frame decoded.
+_FRAME_TYPE_OF: dict[int, FrameType] = {int(t): t for t in FrameType}
 
 
 class FrameFlag(IntFlag):
@@ -155,7 +158,31 @@ def _headers(headers: Headers) -> bytes:
 
 def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
     """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
+    # The frames of every exchange first: each case costs an isinstance test.
     match frame:
+        case BodyChunk():
+            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
+        case EndOfBody():
+            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
+        case ResponseHead():
+            body = _u16(frame.status) + _headers(frame.headers)
+            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
+        case RequestHead():
+            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
+        case WindowUpdate():
+            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
+        case Cancel():
+            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
+        case Ping():
+            return FrameType.PING, 0, 0, frame.payload
+        case Pong():
+            return FrameType.PONG, 0, 0, frame.payload
+        case Health():
+            body = _HEALTH.pack(
+                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
+            )
+            return FrameType.HEALTH, 0, 0, body
         case Hello():
             versions = b"".join(_u16(v) for v in frame.versions)
             body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
@@ -173,29 +200,6 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
             return FrameType.WELCOME, 0, 0, body
         case Close():
             return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
-        case Ping():
-            return FrameType.PING, 0, 0, frame.payload
-        case Pong():
-            return FrameType.PONG, 0, 0, frame.payload
-        case Health():
-            body = _HEALTH.pack(
-                frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
-            )
-            return FrameType.HEALTH, 0, 0, body
-        case WindowUpdate():
-            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
-        case RequestHead():
-            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
-            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
-        case ResponseHead():
-            body = _u16(frame.status) + _headers(frame.headers)
-            return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
-        case BodyChunk():
-            return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
-        case EndOfBody():
-            return FrameType.END_OF_BODY, 0, frame.stream_id, b""
-        case Cancel():
-            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
         case UnknownFrame():
             return frame.frame_type, frame.flags, frame.stream_id, frame.payload
 
@@ -322,9 +326,8 @@ def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         MalformedFrameError: the payload does not match the type's layout, a field is out of
             range, or the stream id is 0 where a stream is needed (or not 0 where none is).
     """
-    try:
-        kind = FrameType(frame_type)
-    except ValueError:
+    kind = _FRAME_TYPE_OF.get(frame_type)
+    if kind is None:
         if flags & FrameFlag.MAY_IGNORE:
             return UnknownFrame(frame_type, flags, stream_id, payload)
         raise UnknownFrameTypeError(frame_type, flags) from None
