@@ -17,6 +17,17 @@ it. Then two open-loop runs (``bench/openloop.py``) at ``--rate`` through the re
    changes by on a shared machine.
 
 Also printed: the bridge's CPU ms per answered request in each window (from ``/proc``).
+
+``--cpu`` instead runs direct, relay, direct, relay windows with no profiler and prints the
+bridge's user and system CPU per request in each (the kernel's share is what callgrind cannot
+see). ``--callgrind`` instead runs the bridge under ``valgrind --tool=callgrind
+--instr-atstart=no`` (as ``bench/instructions.py``) and counts the instructions it executes
+per request over a window direct to its listener and one via the relay (``callgrind_control``
+zeroes, switches on, off and dumps at each window's edges; an idle window's count per second
+is taken off): the difference is what the tunnel costs the bridge in user space, a figure
+other tenants cannot move. Keep ``--rate`` low (15/s): the bridge runs ~50 times slower
+under callgrind, and a backlog would blur "per request". At such a rate each request travels
+in its own websocket messages; under load several share one.
 Raw files go to ``bench/results/uplink-profile-<timestamp>*`` (git-ignored).
 """
 
@@ -37,8 +48,9 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
+from bench import common  # noqa: E402
 from bench.bridge_process import SECRET, TABLES, Bridge, bridge_python, write_config  # noqa: E402
-from bench.common import RESULTS, run_generator  # noqa: E402
+from bench.common import CLK_TCK, RESULTS, run_generator  # noqa: E402
 from bench.profile import print_pyspy, summarise_cprofile, summarise_raw  # noqa: E402
 from bench.relay_process import (  # noqa: E402
     Relay,
@@ -54,12 +66,18 @@ VENUE = "bench-venue"
 
 
 def relayed_load(
-    args: argparse.Namespace, relay: Relay, bridge: Bridge, on_start: Any, on_end: Any
+    args: argparse.Namespace,
+    relay: Relay,
+    bridge: Bridge,
+    on_start: Any,
+    on_end: Any,
+    direct: bool = False,
 ) -> dict[str, Any]:
-    """One open-loop run through the relay; ``on_start``/``on_end`` at the counted window."""
+    """One open-loop run through the relay (or ``direct`` to the bridge's listener);
+    ``on_start``/``on_end`` at the counted window."""
     job = {
-        "port": relay.port,
-        "prefix": f"/v/{VENUE}",
+        "port": bridge.port if direct else relay.port,
+        "prefix": "" if direct else f"/v/{VENUE}",
         "location": LOCATION,
         "secret": SECRET,
         "tables": TABLES,
@@ -72,7 +90,7 @@ def relayed_load(
 
     def snapshot(name: str) -> dict[str, Any]:
         (on_start if name == "start" else on_end)()
-        return {"cpu": proc_cpu_s(bridge.pid)}
+        return {"cpu": proc_cpu_s(bridge.pid), "split": user_system_s(bridge.pid)}
 
     timeout_s = 60 + args.warmup + args.duration
     result, snaps, code = run_generator("bench.openloop", job, timeout_s, snapshot)
@@ -81,7 +99,31 @@ def relayed_load(
     done = result["achieved_per_s"] * args.duration
     cpu_s = snaps["end"]["cpu"] - snaps["start"]["cpu"]
     result["bridge_ms_per_request"] = 1000 * cpu_s / done if done else None
+    user, system = (
+        b - a for a, b in zip(snaps["start"]["split"], snaps["end"]["split"], strict=True)
+    )
+    result["bridge_user_system_ms"] = (1000 * user / done, 1000 * system / done) if done else None
     return result
+
+
+def user_system_s(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU seconds (``/proc/<pid>/stat``), zeros when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
+    """The bridge's user and system CPU per request, direct and via the relay."""
+    for path in ("direct", "relay", "direct", "relay"):
+        r = relayed_load(args, relay, bridge, lambda: None, lambda: None, path == "direct")
+        user, system = r["bridge_user_system_ms"] or (0.0, 0.0)
+        print(
+            f"{path:>6}: {r['achieved_per_s']:.0f}/s answered, errors {r['errors']}; bridge"
+            f" {user:.3f} ms user + {system:.3f} ms system = {user + system:.3f} ms CPU/request"
+        )
 
 
 def requests_served(stats_path: Path) -> int:
@@ -91,6 +133,63 @@ def requests_served(stats_path: Path) -> int:
     stats = pstats.Stats(str(stats_path), stream=io.StringIO())
     entries = stats.stats  # type: ignore[attr-defined]
     return sum(v[1] for k, v in entries.items() if k[2] == "encode_request_head")
+
+
+def callgrind_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
+    """Instructions per request, direct and via the relay, each counted over its window."""
+
+    def control(*flags: str) -> None:
+        subprocess.run(["callgrind_control", *flags, str(bridge.pid)], capture_output=True)
+
+    def window_end() -> None:
+        control("-i", "off")
+        control("-d")
+
+    def new_dump(before: set[Path]) -> int:
+        deadline = time.monotonic() + 60
+        while not (new := set(bridge.folder.glob("callgrind.out*")) - before):
+            if time.monotonic() > deadline:
+                raise RuntimeError("callgrind wrote no dump")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the dump may still be being written
+        return max(callgrind_total_of(p) for p in new)
+
+    # What the bridge does with no request at all (timers, the outbox's poll, the tunnel's
+    # heartbeat) is counted over an idle window and taken off each window's count.
+    before = set(bridge.folder.glob("callgrind.out*"))
+    control("-z")
+    control("-i", "on")
+    time.sleep(args.duration)
+    window_end()
+    idle_per_s = new_dump(before) / args.duration
+    print(f"  idle: {idle_per_s:,.0f} instructions/s, taken off each window's count")
+    figures = {}
+    for path in ("direct", "relay"):
+        before = set(bridge.folder.glob("callgrind.out*"))
+        result = relayed_load(
+            args,
+            relay,
+            bridge,
+            lambda: (control("-z"), control("-i", "on")),
+            window_end,
+            direct=path == "direct",
+        )
+        total = new_dump(before) - idle_per_s * args.duration
+        done = result["achieved_per_s"] * args.duration
+        figures[path] = total / done if done else 0.0
+        print(
+            f"{path:>6}: {done:.0f} answered (errors {result['errors']}),"
+            f" {total:,.0f} instructions, {figures[path]:,.0f} per request (user space)"
+        )
+    print(f"the tunnel adds {figures['relay'] - figures['direct']:,.0f} instructions per request")
+
+
+def callgrind_total_of(path: Path) -> int:
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            total = max(total, int(line.split()[1]))
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--no-pyspy", action="store_true")
     parser.add_argument("--no-cprofile", action="store_true")
+    parser.add_argument(
+        "--cpu", action="store_true", help="instead: user/system CPU direct and via the relay"
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instead: instructions per request direct and via the relay (try --rate 30)",
+    )
     parser.add_argument("--python", default=None)
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 60 or not 1 <= args.rate <= 20_000:
@@ -123,9 +230,25 @@ def main(argv: list[str] | None = None) -> int:
         config = write_config(folder, [LOCATION])
         add_tunnel_section(config, relay.port, VENUE, token)
         bridge = Bridge(python, config, folder, plain=False)
+        if args.callgrind:
+            out = folder / "callgrind.out"
+            bridge.argv = [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                *bridge.argv,
+            ]
+            common.START_TIMEOUT_S = 240.0  # read by ServerProcess.start
         bridge.start()
         relay.wait_online(VENUE)
         print(f"bridge pid {bridge.pid}, relay pid {relay.pid}; {args.rate}/s via the relay")
+        if args.callgrind:
+            callgrind_windows(args, relay, bridge)
+            return 0
+        if args.cpu:
+            cpu_windows(args, relay, bridge)
+            return 0
         if py_spy is not None and not args.no_pyspy:
             raw = RESULTS / f"uplink-profile-{stamp}-pyspy.txt"
             seconds = max(1, int(args.duration) - 1)
