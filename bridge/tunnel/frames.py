@@ -33,6 +33,7 @@ from bridge.tunnel.messages import (
     BodyChunk,
     Cancel,
     CancelCode,
+    CheckedHeaders,
     Close,
     EndOfBody,
     Headers,
@@ -263,7 +264,7 @@ class _Reader:
                 raise MalformedFrameError(self._kind, "payload ends inside header value")
             out.append((name, data[end + 2 : pos]))
         self._pos = pos
-        return tuple(out)
+        return CheckedHeaders(out)  # bytes, and u16 counts and lengths, by the wire format
 
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._pos, "payload")

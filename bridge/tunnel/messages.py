@@ -64,15 +64,28 @@ def _stream(stream_id: int) -> None:
 _BYTES = (bytes, bytearray)
 
 
+class CheckedHeaders(tuple[tuple[bytes, bytes], ...]):
+    """:data:`Headers` known to fit a frame: what :func:`make_headers` returns. A plain tuple
+    otherwise (equal to, and printed as, one with the same pairs)."""
+
+    __slots__ = ()
+
+
 def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Headers as the frames hold them: a tuple of ``(name, value)`` byte pairs, in order.
 
     Bytes, not str: HTTP header values are not always valid UTF-8, and the tunnel must carry
     them unchanged. Repeated names stay repeated.
 
+    Headers made here (or by the decoder, whose wire format bounds them the same way) are a
+    :class:`CheckedHeaders`, returned as they are: a frame built from them, or an application
+    passing them on, does not check them again. Immutable, they cannot have changed since.
+
     Raises:
         ValueError: a name or value is not bytes, or a count or length does not fit in a u16.
     """
+    if type(headers) is CheckedHeaders:
+        return headers
     result: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if type(name) is not bytes or type(value) is not bytes:  # the common case is cheap
@@ -84,7 +97,7 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         result.append((name, value))
     if len(result) > 0xFFFF:
         raise ValueError(f"{len(result)} headers; at most 65535 fit")
-    return tuple(result)
+    return CheckedHeaders(result)
 
 
 @dataclass(frozen=True, slots=True)
