@@ -151,9 +151,10 @@ def _str(value: str) -> bytes:
 
 
 def _headers(headers: Headers) -> bytes:
-    parts = [_u16(len(headers))]
+    # Every head's hot loop: the u16 lengths inline, not through _u16 (two calls per header).
+    parts = [len(headers).to_bytes(2, "big")]
     for name, value in headers:
-        parts += [_u16(len(name)), name, _u16(len(value)), value]
+        parts += (len(name).to_bytes(2, "big"), name, len(value).to_bytes(2, "big"), value)
     return b"".join(parts)
 
 
