@@ -37,7 +37,10 @@ class TunnelStream:
         self.id = stream_id
         self.head: asyncio.Future[ResponseHead] = asyncio.get_running_loop().create_future()
         self._chunks: deque[bytes] = deque()
-        self._ready = asyncio.Event()
+        #: What :meth:`read` waits on, made only when it must wait: most streams never do
+        #: (a bodiless request's END_OF_BODY comes with its head), and an ``asyncio.Event``
+        #: per stream cost its construction and a ``set`` per piece even then.
+        self._waiter: asyncio.Future[None] | None = None
         self._ended = False
         self._error: BaseException | None = None
 
@@ -50,8 +53,12 @@ class TunnelStream:
             TunnelGoneError: the connection ended first.
         """
         while (data := self.read_nowait()) is None:
-            self._ready.clear()
-            await self._ready.wait()
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         return data
 
     def read_nowait(self) -> bytes | None:
@@ -70,11 +77,11 @@ class TunnelStream:
 
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
-        self._ready.set()
+        self._wake()
 
     def _end(self) -> None:
         self._ended = True
-        self._ready.set()
+        self._wake()
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -82,4 +89,9 @@ class TunnelStream:
         if not self.head.done():
             self.head.set_exception(error)
             self.head.exception()  # retrieved: no "never retrieved" warning if unused
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
