@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bridge.http.headers import HOP_BY_HOP, end_to_end
 
@@ -115,8 +116,11 @@ def chunk(data: bytes) -> bytes:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
+    """A response's final status and headers. A named tuple, not a frozen dataclass: built
+    once per response, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``."""
+
     status: int
     headers: list[tuple[bytes, bytes]]
 
