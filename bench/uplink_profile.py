@@ -19,15 +19,17 @@ it. Then two open-loop runs (``bench/openloop.py``) at ``--rate`` through the re
 Also printed: the bridge's CPU ms per answered request in each window (from ``/proc``).
 
 ``--cpu`` instead runs direct, relay, direct, relay windows with no profiler and prints the
-bridge's user and system CPU per request in each (the kernel's share is what callgrind cannot
-see). ``--callgrind`` instead runs the bridge under ``valgrind --tool=callgrind
---instr-atstart=no`` (as ``bench/instructions.py``) and counts the instructions it executes
-per request over a window direct to its listener and one via the relay (``callgrind_control``
-zeroes, switches on, off and dumps at each window's edges; an idle window's count per second
-is taken off): the difference is what the tunnel costs the bridge in user space, a figure
-other tenants cannot move. Keep ``--rate`` low (15/s): the bridge runs ~50 times slower
-under callgrind, and a backlog would blur "per request". At such a rate each request travels
-in its own websocket messages; under load several share one.
+bridge's user and system CPU per request in each (the kernel's share is what callgrind
+cannot see) and its garbage collector's time per request. ``--callgrind`` instead runs the
+bridge under ``valgrind --tool=callgrind --instr-atstart=no`` (as ``bench/instructions.py``)
+and counts the instructions it executes per request over a window direct to its listener and
+one via the relay (``callgrind_control`` zeroes, switches on, off and dumps at each window's
+edges; an idle window's count per second is taken off): the difference is what the tunnel
+costs the bridge in user space, a figure other tenants cannot move. Keep ``--rate`` low
+(15/s): the bridge runs ~50 times slower under callgrind, and a backlog would blur "per
+request". At such a rate each request travels in its own websocket messages; under load
+several share one.
+
 Raw files go to ``bench/results/uplink-profile-<timestamp>*`` (git-ignored).
 """
 
@@ -116,13 +118,23 @@ def user_system_s(pid: int) -> tuple[float, float]:
 
 
 def cpu_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
-    """The bridge's user and system CPU per request, direct and via the relay."""
+    """The bridge's user and system CPU per request, direct and via the relay, and the time
+    its garbage collector took (``serve_counted``'s counters)."""
     for path in ("direct", "relay", "direct", "relay"):
-        r = relayed_load(args, relay, bridge, lambda: None, lambda: None, path == "direct")
+        counters: list[dict[str, Any]] = []
+
+        def count(counters: list[dict[str, Any]] = counters) -> None:
+            counters.append(bridge.counters() or {})
+
+        r = relayed_load(args, relay, bridge, count, count, path == "direct")
         user, system = r["bridge_user_system_ms"] or (0.0, 0.0)
+        done = r["achieved_per_s"] * args.duration
+        gc_ms = (counters[1].get("gc_ns", 0) - counters[0].get("gc_ns", 0)) / 1e6
+        gcs = counters[1].get("gcs", 0) - counters[0].get("gcs", 0)
         print(
             f"{path:>6}: {r['achieved_per_s']:.0f}/s answered, errors {r['errors']}; bridge"
-            f" {user:.3f} ms user + {system:.3f} ms system = {user + system:.3f} ms CPU/request"
+            f" {user:.3f} ms user + {system:.3f} ms system = {user + system:.3f} ms CPU/request;"
+            f" GC {gc_ms / done if done else 0:.3f} ms/request ({gcs} collections)"
         )
 
 
