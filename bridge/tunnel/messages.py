@@ -57,7 +57,8 @@ def _text(name: str, value: str) -> None:
 
 
 def _stream(stream_id: int) -> None:
-    if not _is_int(stream_id) or not 0 < stream_id < 1 << 32:
+    # Every stream frame, built or decoded: a plain int is told without calling _is_int.
+    if (type(stream_id) is not int and not _is_int(stream_id)) or not 0 < stream_id < 1 << 32:
         raise ValueError(f"stream id must be an int in [1, 2**32), not {stream_id!r}")
 
 
