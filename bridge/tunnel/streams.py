@@ -251,7 +251,9 @@ class StreamTable:
     def receive(self, frame: StreamFrame) -> None:
         """Apply one stream frame from the peer; raises a :class:`StreamStateError` or
         :class:`FlowControlError` when the frame breaks the rules in the module docstring."""
-        match frame:
+        match frame:  # the exchange's frames first: each case costs an isinstance test
+            case ResponseHead() | BodyChunk() | EndOfBody():
+                self._receive_exchange(frame)
             case RequestHead(stream_id=sid):
                 if sid % 2 == 0 or sid <= self._last_id:
                     raise StreamStateError(sid, FrameType.REQUEST_HEAD, "ids are odd and grow")
@@ -277,8 +279,6 @@ class StreamTable:
                 self.flush()
             case Cancel(stream_id=sid):
                 self._receive_cancel(frame, self._known(sid, FrameType.CANCEL))
-            case ResponseHead() | BodyChunk() | EndOfBody():
-                self._receive_exchange(frame)
 
     def _receive_exchange(self, frame: ResponseHead | BodyChunk | EndOfBody) -> None:
         kind = FRAME_TYPES[type(frame)]
