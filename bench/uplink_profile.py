@@ -25,10 +25,10 @@ bridge under ``valgrind --tool=callgrind --instr-atstart=no`` (as ``bench/instru
 and counts the instructions it executes per request over a window direct to its listener and
 one via the relay (``callgrind_control`` zeroes, switches on, off and dumps at each window's
 edges; an idle window's count per second is taken off): the difference is what the tunnel
-costs the bridge in user space, a figure other tenants cannot move. Keep ``--rate`` low
-(15/s): the bridge runs ~50 times slower under callgrind, and a backlog would blur "per
-request". At such a rate each request travels in its own websocket messages; under load
-several share one.
+costs the bridge in user space, a figure other tenants cannot move. Keep ``--rate`` where
+the bridge keeps up although it runs ~50 times slower under callgrind (``--rate 40 --duration
+20 --warmup 10``: all answered on 2 shared cores): a backlog would blur "per request". Direct
+counts vary by a few per cent between runs; compare relayed figures.
 
 Raw files go to ``bench/results/uplink-profile-<timestamp>*`` (git-ignored).
 """
