@@ -324,8 +324,8 @@ class TunnelProtocol:
     def _receive(self, frame: Frame) -> None:
         cls = type(frame)
         if cls in _STREAM_FRAMES and self.state is ConnectionState.OPEN:
-            # The common case, tested first: a stream frame on an open connection, from the
-            # side that may send it (the checks below, in the order that reaches it fastest).
+            # The common case first: a stream frame on an open connection (not CLOSING).
+            # The same checks as below, in the order that reaches it with fewest tests.
             if _SENDER.get(cls) is self.side:
                 kind = FRAME_TYPES[cls]
                 raise UnexpectedFrameError(kind, self.side.value, "the other side sends it")
