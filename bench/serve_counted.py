@@ -14,8 +14,10 @@ read per call: microseconds, far below the cost of a payment):
   and the wall time spent in batches and their commits;
 - ``read``, to time each read on the SQLite thread and how long it queued for that thread.
 
-``SIGUSR1`` writes ``{"seq", "batches", "batched_writes", "sizes", "batch_ns", "reads",
-"read_ns", "read_wait_ns"}`` to ``--counters`` (atomically; ``seq`` grows by one per signal).
+It also times the cyclic garbage collector (``gc.callbacks``: collections and their wall
+time, on whichever thread allocated). ``SIGUSR1`` writes ``{"seq", "batches",
+"batched_writes", "sizes", "batch_ns", "reads", "read_ns", "read_wait_ns", "gc_ns", "gcs"}``
+to ``--counters`` (atomically; ``seq`` grows by one per signal).
 ``--switch-interval`` sets ``sys.setswitchinterval``, an experiment knob: how long a thread
 waiting for the GIL waits before asking the running one to drop it (CPython's default 5 ms).
 With ``--cprofile``, ``SIGUSR2`` starts cProfile on the event-loop thread and the next
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import signal
@@ -42,7 +45,7 @@ from bridge.store import database
 def install(counters_path: Path, cprofile_path: Path | None) -> None:
     instances: list[database.Database] = []
     sizes: Counter[int] = Counter()
-    timing = {"batch_ns": 0, "reads": 0, "read_ns": 0, "read_wait_ns": 0}
+    timing = {"batch_ns": 0, "reads": 0, "read_ns": 0, "read_wait_ns": 0, "gc_ns": 0, "gcs": 0}
     original_init = database.Database.__init__
     original_run_batch = database.Database._run_batch
     original_commit = database.Database._commit
@@ -82,6 +85,16 @@ def install(counters_path: Path, cprofile_path: Path | None) -> None:
 
         return await original_read(self, timed)
 
+    gc_began = [0]
+
+    def timed_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_began[0] = clock()
+        else:
+            timing["gc_ns"] += clock() - gc_began[0]
+            timing["gcs"] += 1
+
+    gc.callbacks.append(timed_gc)
     database.Database.__init__ = counted_init  # type: ignore[method-assign]
     database.Database._run_batch = counted_run_batch  # type: ignore[method-assign]
     database.Database._commit = timed_commit  # type: ignore[method-assign]

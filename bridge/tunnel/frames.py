@@ -33,6 +33,7 @@ from bridge.tunnel.messages import (
     BodyChunk,
     Cancel,
     CancelCode,
+    CheckedHeaders,
     Close,
     EndOfBody,
     Headers,
@@ -45,7 +46,6 @@ from bridge.tunnel.messages import (
     ResponseHead,
     Welcome,
     WindowUpdate,
-    _CheckedHeaders,
     check_uint,
 )
 
@@ -75,8 +75,10 @@ class FrameType(IntEnum):
     CANCEL = 0x14
 
 
-#: Each type byte's member: a dict lookup per decoded frame, not an ``Enum`` call.
-_KNOWN_TYPES: dict[int, FrameType] = {int(t): t for t in FrameType}
+_KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+#: The type byte's member, by dict lookup: ``FrameType(byte)`` runs enum's Python-level
+#: ``__call__`` and ``__new__`` on every frame decoded.
+_FRAME_TYPE_OF: dict[int, FrameType] = {int(t): t for t in FrameType}
 
 
 class FrameFlag(IntFlag):
@@ -149,28 +151,29 @@ def _str(value: str) -> bytes:
 
 
 def _headers(headers: Headers) -> bytes:
-    parts = [_u16(len(headers))]
+    # Every head's hot loop: the u16 lengths inline, not through _u16 (two calls per header).
+    parts = [len(headers).to_bytes(2, "big")]
     for name, value in headers:
-        parts += [_u16(len(name)), name, _u16(len(value)), value]
+        parts += (len(name).to_bytes(2, "big"), name, len(value).to_bytes(2, "big"), value)
     return b"".join(parts)
 
 
 def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
     """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
-    # The frames of every request first: each case is a class check.
+    # The frames of every exchange first: each case costs an isinstance test.
     match frame:
         case BodyChunk():
             return FrameType.BODY_CHUNK, 0, frame.stream_id, frame.data
         case EndOfBody():
             return FrameType.END_OF_BODY, 0, frame.stream_id, b""
-        case WindowUpdate():
-            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
-        case RequestHead():
-            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
-            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
         case ResponseHead():
             body = _u16(frame.status) + _headers(frame.headers)
             return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
+        case RequestHead():
+            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
+        case WindowUpdate():
+            return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
         case Cancel():
             return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
         case Ping():
@@ -182,8 +185,6 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
                 frame.pos_online, frame.queue_depth, frame.oldest_queued_age_ms, frame.clock_ms
             )
             return FrameType.HEALTH, 0, 0, body
-        case Close():
-            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
         case Hello():
             versions = b"".join(_u16(v) for v in frame.versions)
             body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
@@ -199,6 +200,8 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
                 lim.heartbeat_interval_ms,
             )
             return FrameType.WELCOME, 0, 0, body
+        case Close():
+            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
         case UnknownFrame():
             return frame.frame_type, frame.flags, frame.stream_id, frame.payload
 
@@ -262,7 +265,7 @@ class _Reader:
                 raise MalformedFrameError(self._kind, "payload ends inside header value")
             out.append((name, data[end + 2 : pos]))
         self._pos = pos
-        return _CheckedHeaders(out)  # bytes slices, u16 lengths and count: nothing to check
+        return CheckedHeaders(out)  # bytes, and u16 counts and lengths, by the wire format
 
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._pos, "payload")
@@ -325,7 +328,7 @@ def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         MalformedFrameError: the payload does not match the type's layout, a field is out of
             range, or the stream id is 0 where a stream is needed (or not 0 where none is).
     """
-    kind = _KNOWN_TYPES.get(frame_type)
+    kind = _FRAME_TYPE_OF.get(frame_type)
     if kind is None:
         if flags & FrameFlag.MAY_IGNORE:
             return UnknownFrame(frame_type, flags, stream_id, payload)
@@ -392,7 +395,7 @@ class FrameDecoder:
         kind, flags, stream_id, length = HEADER.unpack_from(buffer, offset)
         if length > self.max_payload_bytes:
             self._buffer, self._offset = b"", 0
-            known = _KNOWN_TYPES.get(kind, kind)
+            known = _FRAME_TYPE_OF.get(kind, kind)
             raise FrameTooLargeError(known, length, self.max_payload_bytes)
         if available < HEADER_BYTES + length:
             return None

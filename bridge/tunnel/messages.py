@@ -57,18 +57,17 @@ def _text(name: str, value: str) -> None:
 
 
 def _stream(stream_id: int) -> None:
-    if not _is_int(stream_id) or not 0 < stream_id < 1 << 32:
+    # Every stream frame, built or decoded: a plain int is told without calling _is_int.
+    if (type(stream_id) is not int and not _is_int(stream_id)) or not 0 < stream_id < 1 << 32:
         raise ValueError(f"stream id must be an int in [1, 2**32), not {stream_id!r}")
 
 
 _BYTES = (bytes, bytearray)
 
 
-class _CheckedHeaders(tuple[tuple[bytes, bytes], ...]):
-    """Headers already checked by :func:`make_headers`, or decoded from the wire (where u16
-    counts and lengths cannot hold anything else). A tuple cannot change, so a frame built
-    from them needs no second look: the relay's REQUEST_HEAD was checked twice per request
-    (by ``send_request_head`` and by the frame), and every decoded head once more."""
+class CheckedHeaders(tuple[tuple[bytes, bytes], ...]):
+    """:data:`Headers` known to fit a frame: what :func:`make_headers` returns. A plain tuple
+    otherwise (equal to, and printed as, one with the same pairs)."""
 
     __slots__ = ()
 
@@ -79,10 +78,14 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     Bytes, not str: HTTP header values are not always valid UTF-8, and the tunnel must carry
     them unchanged. Repeated names stay repeated.
 
+    Headers made here (or by the decoder, whose wire format bounds them the same way) are a
+    :class:`CheckedHeaders`, returned as they are: a frame built from them, or an application
+    passing them on, does not check them again. Immutable, they cannot have changed since.
+
     Raises:
         ValueError: a name or value is not bytes, or a count or length does not fit in a u16.
     """
-    if type(headers) is _CheckedHeaders:
+    if type(headers) is CheckedHeaders:
         return headers
     result: list[tuple[bytes, bytes]] = []
     for name, value in headers:
@@ -95,7 +98,7 @@ def make_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         result.append((name, value))
     if len(result) > 0xFFFF:
         raise ValueError(f"{len(result)} headers; at most 65535 fit")
-    return _CheckedHeaders(result)
+    return CheckedHeaders(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,11 @@ from bridge.tunnel.frames import (
     encode_frame,
 )
 from bridge.tunnel.messages import (
+    BodyChunk,
+    Cancel,
     CancelCode,
     Close,
+    EndOfBody,
     Event,
     Health,
     Hello,
@@ -54,6 +57,7 @@ from bridge.tunnel.messages import (
     RequestHead,
     ResponseHead,
     Welcome,
+    WindowUpdate,
     make_headers,
 )
 from bridge.tunnel.streams import StreamState, StreamTable
@@ -89,6 +93,8 @@ class ConnectionState(Enum):
     CLOSED = "closed"
 
 
+#: The frames :class:`StreamTable` handles once the connection is open.
+_STREAM_FRAMES = frozenset({WindowUpdate, RequestHead, ResponseHead, BodyChunk, EndOfBody, Cancel})
 _SENDER: dict[type[Frame], Side] = {
     Hello: Side.CLIENT,
     Health: Side.CLIENT,
@@ -323,6 +329,16 @@ class TunnelProtocol:
     # -- internals ------------------------------------------------------------------------
 
     def _receive(self, frame: Frame) -> None:
+        cls = type(frame)
+        if cls in _STREAM_FRAMES and self.state is ConnectionState.OPEN:
+            # The common case first: a stream frame on an open connection (not CLOSING).
+            # The same checks as below, in the order that reaches it with fewest tests.
+            if _SENDER.get(cls) is self.side:
+                kind = FRAME_TYPES[cls]
+                raise UnexpectedFrameError(kind, self.side.value, "the other side sends it")
+            assert self._streams is not None  # OPEN: the WELCOME made the table
+            self._streams.receive(frame)  # type: ignore[arg-type]  # by _STREAM_FRAMES
+            return
         if isinstance(frame, UnknownFrame):
             return  # flagged MAY_IGNORE by its sender
         if isinstance(frame, Close):

@@ -251,7 +251,7 @@ class StreamTable:
     def receive(self, frame: StreamFrame) -> None:
         """Apply one stream frame from the peer; raises a :class:`StreamStateError` or
         :class:`FlowControlError` when the frame breaks the rules in the module docstring."""
-        match frame:  # each case is a class check: the frames of every exchange first
+        match frame:  # the exchange's frames first: each case costs an isinstance test
             case ResponseHead() | BodyChunk() | EndOfBody():
                 self._receive_exchange(frame)
             case RequestHead(stream_id=sid):

@@ -37,9 +37,10 @@ class TunnelStream:
         self.id = stream_id
         self.head: asyncio.Future[ResponseHead] = asyncio.get_running_loop().create_future()
         self._chunks: deque[bytes] = deque()
-        #: Made by the first :meth:`read` that has to wait: most answers (head, body and end
-        #: in one message) are read whole with :meth:`read_nowait`, and never need it.
-        self._ready: asyncio.Event | None = None
+        #: What :meth:`read` waits on, made only when it must wait: most streams never do
+        #: (a bodiless request's END_OF_BODY comes with its head), and an ``asyncio.Event``
+        #: per stream cost its construction and a ``set`` per piece even then.
+        self._waiter: asyncio.Future[None] | None = None
         self._ended = False
         self._error: BaseException | None = None
 
@@ -52,10 +53,12 @@ class TunnelStream:
             TunnelGoneError: the connection ended first.
         """
         while (data := self.read_nowait()) is None:
-            if self._ready is None:
-                self._ready = asyncio.Event()
-            self._ready.clear()
-            await self._ready.wait()
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         return data
 
     def read_nowait(self) -> bytes | None:
@@ -80,10 +83,6 @@ class TunnelStream:
         self._ended = True
         self._wake()
 
-    def _wake(self) -> None:
-        if self._ready is not None:
-            self._ready.set()
-
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
@@ -91,3 +90,8 @@ class TunnelStream:
             self.head.set_exception(error)
             self.head.exception()  # retrieved: no "never retrieved" warning if unused
         self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

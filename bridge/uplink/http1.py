@@ -21,14 +21,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from bridge.http.headers import end_to_end
+from bridge.http.headers import HOP_BY_HOP, end_to_end
 
 #: A target with whitespace or NUL; a header name that is not a token (controls, space,
-#: colon, DEL); a value with CR, LF or NUL. Regexes: one C scan per field, on every request.
+#: colon, DEL); a value with CR, LF or NUL. Regexes: one C scan over all names, one over all
+#: values, on every request.
 _BAD_TARGET = re.compile("[\\s\x00]")
 _BAD_NAME = re.compile(rb"[\x00-\x20:\x7f]")
 _BAD_VALUE = re.compile(rb"[\r\n\x00]")
+#: Request headers never written: hop-by-hop ones, and ``Host`` (the bridge's own is sent).
+_NOT_FORWARDED = HOP_BY_HOP | {b"host"}
 #: Methods that carry no ``Content-Length: 0`` when bodiless (as aiohttp's client did).
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: Largest response head (status line and headers) accepted from the local server.
@@ -58,6 +62,11 @@ def encode_request_head(
 
     ``has_body``: whether a body follows. Without a ``Content-Length`` from the relay (the
     platform streamed its body) it is sent chunked; a bodiless POST gets ``Content-Length: 0``.
+    Hop-by-hop headers are dropped, as :func:`~bridge.http.headers.end_to_end` drops them.
+
+    Why names and values are checked joined (one scan for all names, one for all values) rather
+    than one by one: a forbidden byte is in the joined bytes exactly when it is in one of them,
+    and two C scans per request cost less than two per header.
 
     Raises:
         BadTunnelRequestError: a CR, LF or NUL anywhere, a space in the target, or an
@@ -67,19 +76,27 @@ def encode_request_head(
         raise BadTunnelRequestError("the request target is not a plain origin-form path")
     if not method.isascii() or not method.isalpha():
         raise BadTunnelRequestError("the method is not a token")
-    lines = [f"{method} {path} HTTP/1.1\r\n".encode("ascii"), b"Host: " + host + b"\r\n"]
+    if not isinstance(headers, tuple | list):
+        headers = list(headers)  # read twice when a Connection header names others
+    lines = [f"{method} {path} HTTP/1.1\r\nHost: ".encode("ascii"), host, b"\r\n"]
+    names: list[bytes] = []
+    values: list[bytes] = []
     lengths: list[bytes] = []
-    for name, value in end_to_end(headers):
+    for name, value in headers:
         lowered = name.lower()
-        if lowered == b"host":
+        if lowered in _NOT_FORWARDED:
+            if lowered == b"connection":  # rare: let end_to_end drop what it names too
+                return encode_request_head(method, path, end_to_end(headers), host, has_body)
             continue
-        if not name or _BAD_NAME.search(name):
-            raise BadTunnelRequestError("a header name is not a token")
-        if _BAD_VALUE.search(value):
-            raise BadTunnelRequestError("a header value holds CR, LF or NUL")
         if lowered == b"content-length":
             lengths.append(value.strip())
-        lines.append(name + b": " + value + b"\r\n")
+        names.append(name)
+        values.append(value)
+        lines += (name, b": ", value, b"\r\n")
+    if b"" in names or _BAD_NAME.search(b"".join(names)):
+        raise BadTunnelRequestError("a header name is not a token")
+    if _BAD_VALUE.search(b"".join(values)):
+        raise BadTunnelRequestError("a header value holds CR, LF or NUL")
     if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
         raise BadTunnelRequestError("Content-Length is repeated or not a number")
     chunked = has_body and not lengths
@@ -99,8 +116,11 @@ def chunk(data: bytes) -> bytes:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
+    """A response's final status and headers. A named tuple, not a frozen dataclass: built
+    once per response, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``."""
+
     status: int
     headers: list[tuple[bytes, bytes]]
 
@@ -119,6 +139,8 @@ class ResponseReader:
         self._remaining = 0  # body bytes left: Content-Length, or the current chunk
         self.done = False
         self.head: Head | None = None
+        #: False when the final head says ``Connection: close``.
+        self.keep_alive = True
 
     def feed(self, data: bytes) -> list[Head | bytes]:
         """Take the next bytes from the local server.
@@ -183,6 +205,7 @@ class ResponseReader:
         self.head = Head(status, headers)
         out.append(self.head)
         framing = {k.lower(): v for k, v in headers}
+        self.keep_alive = b"close" not in framing.get(b"connection", b"").lower()
         if self._head_request or status in (204, 304):
             self.done = True
         elif b"chunked" in framing.get(b"transfer-encoding", b"").lower():

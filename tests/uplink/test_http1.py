@@ -39,6 +39,12 @@ def test_a_get_keeps_its_headers_in_order_and_gets_the_bridges_host():
     assert not framing.chunked
 
 
+def test_headers_from_any_iterable_and_hop_by_hop_ones_dropped():
+    pairs = iter([(b"Keep-Alive", b"5"), (b"Connection", b"X-B"), (b"x-b", b"1"), (b"X-C", b"2")])
+    framing = encode_request_head("GET", "/", pairs, HOST, has_body=False)
+    assert framing.head == b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-C: 2\r\n\r\n"
+
+
 def test_a_body_without_a_length_is_chunked_and_a_bodiless_post_says_zero():
     streamed = encode_request_head("POST", "/p", [], HOST, has_body=True)
     assert streamed.chunked and streamed.head.endswith(b"Transfer-Encoding: chunked\r\n\r\n")
@@ -60,6 +66,9 @@ def test_a_body_without_a_length_is_chunked_and_a_bodiless_post_says_zero():
         ("GET", "/", [(b"X-A\r\nB", b"1")]),
         ("GET", "/", [(b"X A", b"1")]),
         ("GET", "/", [(b"X-A", b"\0")]),
+        ("GET", "/", [(b"X-A", b"1"), (b"", b"2")]),
+        ("GET", "/", [(b"X-A", b"1"), (b"X-B", b"2\n"), (b"X-C", b"3")]),
+        ("GET", "/", [(b"Connection", b"x-b"), (b"X-A", b"1\r")]),
         ("POST", "/", [(b"Content-Length", b"1"), (b"Content-Length", b"2")]),
         ("POST", "/", [(b"Content-Length", b"-1")]),
     ],
@@ -106,6 +115,15 @@ def test_no_body_after_head_or_204_and_a_close_delimited_body_ends_at_eof():
     items = reader.feed(b"HTTP/1.0 200 OK\r\n\r\nabc")
     assert items[1:] == [b"abc"] and not reader.done and reader.eof()
     assert not ResponseReader(False).eof()
+
+
+def test_a_response_that_closes_the_connection_says_so():
+    reader = ResponseReader(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n")
+    assert reader.done and not reader.keep_alive
+    reader = ResponseReader(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert reader.done and reader.keep_alive
 
 
 @pytest.mark.parametrize(
