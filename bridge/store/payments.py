@@ -102,7 +102,7 @@ class PaymentStore:
                     payment.amount.minor,
                     payment.tip.minor,
                     payment.label,
-                    payment.state.value,
+                    str(payment.state),
                     payment.pos_reference,
                     iso(payment.created_at),
                     iso(payment.updated_at),
@@ -151,14 +151,14 @@ class PaymentStore:
                 conn.execute(
                     "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?"
                     " WHERE platform = ? AND id = ?",
-                    (payment.state.value, payment.pos_reference, iso(payment.updated_at), *key),
+                    (str(payment.state), payment.pos_reference, iso(payment.updated_at), *key),
                 )
             else:
                 conn.execute(
                     "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?,"
                     " answer_status = ?, answer = ? WHERE platform = ? AND id = ?",
                     (
-                        payment.state.value,
+                        str(payment.state),
                         payment.pos_reference,
                         iso(payment.updated_at),
                         response.status,
