@@ -1,6 +1,6 @@
 """Instructions per payment of the SQLite layer alone: the store calls of one online payment.
 
-    .venv/bin/python -m bench.store                     # ~60 s
+    .venv/bin/python -m bench.store                     # ~45 s
     .venv/bin/python -m bench.store --small 300 --large 1300 --concurrency 64
 
 Why: ``bench.instructions`` counts the whole bridge (HTTP, JSON, the simulated POS), where the
@@ -10,10 +10,12 @@ exactly the store calls :class:`bridge.services.payments.PaymentService` makes f
 the POS applies at once: the idempotency read, ``pending_on_bill``, ``record_payment``
 (applying, two audit rows) and ``save_transition`` (applied, its answer, the bill snapshot),
 ``--concurrency`` payments at a time over 999 tables (each table's bill is one object, whose
-JSON text is made once: the snapshot's encoding is not counted). It runs twice under
-``valgrind --tool=callgrind`` (``--small`` and ``--large`` payments) and divides the
-difference of the totals by the difference of the counts, so start-up cancels out. Then one
-run without valgrind prints the event-loop thread's CPU per payment (noisy on a shared
+JSON text is made once: the snapshot's encoding is not counted). The payments move in step
+(each batch holds all of them), so both reads find the writer's connection idle: the dearer
+read-only connection, which serves reads that arrive during a commit, is not counted. It runs
+twice under ``valgrind --tool=callgrind`` (``--small`` and ``--large`` payments) and divides
+the difference of the totals by the difference of the counts, so start-up cancels out. Then
+one run without valgrind prints the event-loop thread's CPU per payment (noisy on a shared
 machine; syscalls included, which callgrind does not count).
 
 ``--run N`` is the worker mode: it only runs N payments and prints its figures. Standard
