@@ -47,6 +47,13 @@ logger = logging.getLogger(__name__)
 #: Most writes one transaction takes; bounds the latency one batch adds to its last member.
 MAX_BATCH = 256
 
+#: The writer's page cache, KiB (SQLite's default is 2 MiB; pages are allocated as touched).
+#: Payment ids are random, so each payment touches a random leaf of the primary-key index;
+#: once the file outgrows the cache those are ``pread`` system calls on the event loop. With
+#: 300,000 payments in the file: 3.7 → 1.25 ``pread`` per payment on the loop (strace). The
+#: read-only connection keeps the default: each commit by the writer empties its cache anyway.
+WRITER_CACHE_KIB = 64 * 1024
+
 
 class Database:
     """The bridge's SQLite file: WAL, ``synchronous=FULL``, migrated on open."""
@@ -86,6 +93,7 @@ class Database:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         MIGRATIONS.apply(sqlite_utils.Database(conn, execute_plugins=False))
         return conn
 

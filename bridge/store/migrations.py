@@ -111,6 +111,48 @@ def _replay_record_in_payments(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0003_pending_bill_index_plain_audit_seq")
+def _pending_bill_index_plain_audit_seq(db: Database) -> None:
+    # Two B-tree writes fewer per payment, measured by callgrind (bench/):
+    # - ``pending_on_bill`` asks only for queued and applying payments, so its index holds
+    #   only those: a payment enters it when recorded and leaves it once applied, and the
+    #   index stays a page or two however many payments the file keeps (the old full index
+    #   grew by a row per payment and was rewritten on every state change).
+    # - ``AUTOINCREMENT`` read and rewrote ``sqlite_sequence`` on every audit insert; it only
+    #   differs from a plain ``INTEGER PRIMARY KEY`` once the highest row has been deleted,
+    #   and the triggers refuse deletes, so ``seq`` still only grows. The table is rebuilt
+    #   (SQLite cannot drop AUTOINCREMENT in place); every row keeps its ``seq``.
+    for statement in _split(
+        """
+        DROP INDEX payments_bill;
+        CREATE INDEX payments_pending_on_bill ON payments (location_id, bill_ref)
+            WHERE state IN ('queued', 'applying');
+
+        CREATE TABLE payment_audit_rebuilt (
+            seq INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            FOREIGN KEY (platform, payment_id) REFERENCES payments (platform, id)
+        );
+        INSERT INTO payment_audit_rebuilt (seq, platform, payment_id, from_state, to_state, at,
+            reason) SELECT seq, platform, payment_id, from_state, to_state, at, reason
+            FROM payment_audit ORDER BY seq;
+        DROP TABLE payment_audit;
+        ALTER TABLE payment_audit_rebuilt RENAME TO payment_audit;
+        CREATE INDEX payment_audit_payment ON payment_audit (platform, payment_id, seq);
+        CREATE TRIGGER payment_audit_no_update BEFORE UPDATE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+        CREATE TRIGGER payment_audit_no_delete BEFORE DELETE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+        """
+    ):
+        db.execute(statement)
+
+
 def _split(script: str) -> list[str]:
     """Statements of ``script``; ``executescript`` would commit the migration's transaction.
 

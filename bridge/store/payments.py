@@ -32,6 +32,14 @@ from bridge.store.rows import (
 
 _PENDING = (PaymentState.QUEUED.value, PaymentState.APPLYING.value)
 
+#: The states are spelled in the text (they are ``_PENDING``): SQLite uses the partial index
+#: ``payments_pending_on_bill`` (migration 0003) only when a query's text implies the index's
+#: ``WHERE``, and a bound parameter proves nothing.
+PENDING_ON_BILL_SQL = (
+    "SELECT id, amount FROM payments WHERE location_id = ? AND bill_ref = ? AND"
+    " state IN ('queued', 'applying')"
+)
+
 #: Replay records forgotten per write by :meth:`PaymentStore.prune_idempotency`.
 PRUNE_CHUNK = 500
 
@@ -94,7 +102,7 @@ class PaymentStore:
                     payment.amount.minor,
                     payment.tip.minor,
                     payment.label,
-                    payment.state.value,
+                    str(payment.state),
                     payment.pos_reference,
                     iso(payment.created_at),
                     iso(payment.updated_at),
@@ -143,14 +151,14 @@ class PaymentStore:
                 conn.execute(
                     "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?"
                     " WHERE platform = ? AND id = ?",
-                    (payment.state.value, payment.pos_reference, iso(payment.updated_at), *key),
+                    (str(payment.state), payment.pos_reference, iso(payment.updated_at), *key),
                 )
             else:
                 conn.execute(
                     "UPDATE payments SET state = ?, pos_reference = ?, updated_at = ?,"
                     " answer_status = ?, answer = ? WHERE platform = ? AND id = ?",
                     (
-                        payment.state.value,
+                        str(payment.state),
                         payment.pos_reference,
                         iso(payment.updated_at),
                         response.status,
@@ -269,11 +277,7 @@ class PaymentStore:
         """Payments accepted on ``bill_ref`` and not yet confirmed on the POS: id → amount."""
 
         def work(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute(
-                "SELECT id, amount FROM payments WHERE location_id = ? AND bill_ref = ? AND"
-                " state IN (?, ?)",
-                (location_id, bill_ref, *_PENDING),
-            ).fetchall()
+            rows = conn.execute(PENDING_ON_BILL_SQL, (location_id, bill_ref)).fetchall()
             return {row[0]: row[1] for row in rows}
 
         return self.db.read_now(work)

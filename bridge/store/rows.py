@@ -2,10 +2,15 @@
 
 Shared by the store's intent methods (``bridge/store/payments.py``); each function runs on
 the connection it is given, inside the caller's transaction.
+
+A state is written as ``str(state)``: a ``StrEnum`` member's ``str`` is its value, and costs a
+third of ``.value`` (a Python-level property; timeit), which the hot path read several times
+per payment.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,16 +25,28 @@ from bridge.core.payment import AuditRecord, Payment, PaymentState
 #: The last moment :func:`iso` wrote, and its text: one write stores the same ``now`` in
 #: several columns and rows (payment, audit rows), so most calls repeat the one before.
 _last_iso: tuple[datetime | None, str] = (None, "")
+#: The last second :func:`iso` wrote (its fields, its text up to the microseconds): the
+#: payments of one second share it, and formatting only the microseconds onto it costs less
+#: than half of ``isoformat`` (0.69 against 1.53 µs, timeit).
+_last_second: tuple[tuple[int, ...], str] = ((), "")
 
 
 def iso(moment: datetime) -> str:
-    """UTC, fixed width (microseconds always written), so stored times sort as text."""
-    global _last_iso
+    """UTC, fixed width (microseconds always written), so stored times sort as text.
+
+    The same text as ``isoformat(timespec="microseconds")`` of the moment in UTC.
+    """
+    global _last_iso, _last_second
     last, text = _last_iso
     if moment is last:
         return text
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    text = utc.isoformat(timespec="microseconds")
+    second = (utc.second, utc.minute, utc.hour, utc.day, utc.month, utc.year)
+    known, prefix = _last_second
+    if second != known:
+        prefix = utc.isoformat(timespec="seconds")[:19]
+        _last_second = (second, prefix)
+    text = f"{prefix}.{utc.microsecond:06d}+00:00"
     _last_iso = (moment, text)
     return text
 
@@ -52,9 +69,15 @@ class IdempotencyHit:
     expired: bool = False
 
 
-_AUDIT_COLUMNS = (
-    "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
-)
+@functools.cache
+def _insert_audits_sql(rows: int) -> str:
+    """The ``INSERT`` of ``rows`` audit rows, made once per count: the same string object
+    each time is cheaper for ``sqlite3``'s statement cache than a new one to hash."""
+    placeholders = ",".join(["(?,?,?,?,?,?)"] * rows)
+    return (
+        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
+        f" VALUES {placeholders}"
+    )
 
 
 def insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
@@ -67,13 +90,12 @@ def insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRec
         values += (
             platform,
             audit.payment_id,
-            audit.from_state.value if audit.from_state else None,
-            audit.to_state.value,
+            str(audit.from_state) if audit.from_state else None,
+            str(audit.to_state),
             iso(audit.at),
             audit.reason,
         )
-    placeholders = ",".join(["(?,?,?,?,?,?)"] * len(audits))
-    conn.execute(f"{_AUDIT_COLUMNS} VALUES {placeholders}", values)
+    conn.execute(_insert_audits_sql(len(audits)), values)
 
 
 def change_outbox(

@@ -10,6 +10,7 @@ import sqlite_utils
 
 from bridge.store.database import Database
 from bridge.store.migrations import MIGRATIONS
+from bridge.store.payments import PENDING_ON_BILL_SQL
 
 
 @pytest.fixture
@@ -29,7 +30,11 @@ async def test_migrations_are_recorded_and_run_once(tmp_path, db):
     names = await db.read(
         lambda c: [r[0] for r in c.execute("SELECT name FROM _sqlite_migrations")]
     )
-    assert names == ["0001_payments_audit_idempotency_outbox", "0002_replay_record_in_payments"]
+    assert names == [
+        "0001_payments_audit_idempotency_outbox",
+        "0002_replay_record_in_payments",
+        "0003_pending_bill_index_plain_audit_seq",
+    ]
     again = Database(tmp_path / "bridge.sqlite3")
     await again.open()
     await again.close()
@@ -114,3 +119,63 @@ async def test_replay_records_move_into_their_payments_rows(tmp_path):
         ("waiting", "h2", None, None),
     ]
     assert "idempotency" not in tables
+
+
+async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
+    # A database made before 0003: payment_audit with AUTOINCREMENT, a full payments_bill index.
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    MIGRATIONS.apply(
+        sqlite_utils.Database(conn, execute_plugins=False),
+        stop_before="0003_pending_bill_index_plain_audit_seq",
+    )
+    conn.execute(
+        "INSERT INTO payments VALUES ('loke','p','L',1,'B','v','AUD',1,0,'x','applying',"
+        "NULL,'t','t','h',NULL,NULL)"
+    )
+    for seq, (from_state, to_state) in ((3, (None, "received")), (8, ("received", "applying"))):
+        conn.execute(
+            "INSERT INTO payment_audit VALUES (?,'loke','p',?,?,'t','r')",
+            (seq, from_state, to_state),
+        )
+    conn.close()
+
+    db = Database(path)
+    await db.open()
+    try:
+        rows = await db.read(lambda c: c.execute("SELECT * FROM payment_audit").fetchall())
+
+        def add_audit(c: sqlite3.Connection) -> int | None:
+            return c.execute(
+                "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at,"
+                " reason) VALUES ('loke','p','applying','applied','t','r') RETURNING seq"
+            ).fetchone()[0]
+
+        next_seq = await db.write(add_audit)
+        for statement in ("UPDATE payment_audit SET reason = 'x'", "DELETE FROM payment_audit"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                await db.write(lambda c, s=statement: c.execute(s))
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await db.write(
+                lambda c: c.execute(
+                    "INSERT INTO payment_audit (platform, payment_id, to_state, at, reason)"
+                    " VALUES ('loke','nobody','received','t','r')"
+                )
+            )
+    finally:
+        await db.close()
+    assert [tuple(r) for r in rows] == [
+        (3, "loke", "p", None, "received", "t", "r"),
+        (8, "loke", "p", "received", "applying", "t", "r"),
+    ]
+    assert next_seq == 9
+
+
+async def test_pending_on_bill_reads_the_partial_index(db):
+    plan = await db.read(
+        lambda c: [
+            row[3] for row in c.execute(f"EXPLAIN QUERY PLAN {PENDING_ON_BILL_SQL}", ("L", "B"))
+        ]
+    )
+    assert any("payments_pending_on_bill" in step for step in plan), plan
