@@ -5,8 +5,9 @@
   file, started until its "listening on" line names the port, and stopped with ``SIGTERM``.
 - :func:`run_generator`: a load-generator process (``bench/loadgen.py``, ``bench/openloop.py``)
   whose ``MARK start``/``MARK end`` lines are answered with snapshots, and its ``RESULT`` line.
-- :func:`stat_fields`, :func:`cpu_seconds`: the machine's CPU jiffies and a process's (or
-  thread's) CPU seconds, from ``/proc``.
+- :func:`stat_fields`, :func:`cpu_seconds`, :func:`user_system_seconds`: the machine's CPU
+  jiffies and a process's (or thread's) CPU seconds, in all or split user/system, from
+  ``/proc``.
 - :func:`write_results`: a run's JSON file in ``bench/results/``.
 
 Standard library only, like every bench module.
@@ -154,20 +155,28 @@ def stat_fields() -> list[int]:
         return [0] * 8
 
 
-def cpu_seconds(stat_path: Path) -> float:
-    """User + system CPU seconds from a ``/proc/<pid>/stat`` or ``…/task/<tid>/stat`` file
-    (``OSError`` when it is gone)."""
+def user_system_seconds(stat_path: Path) -> tuple[float, float]:
+    """User and system CPU seconds from a ``/proc/<pid>/stat`` or ``…/task/<tid>/stat`` file
+    (``OSError`` when it is gone): the system share is the kernel's work (socket syscalls),
+    which callgrind does not count."""
     fields = stat_path.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(stat_path: Path) -> float:
+    """User + system CPU seconds (see :func:`user_system_seconds`)."""
+    return sum(user_system_seconds(stat_path))
 
 
 # -- results ----------------------------------------------------------------------------------
 
 
 def write_results(report: dict[str, Any], name: str) -> Path:
-    """``report`` as ``bench/results/<name>.json`` (the folder made if need be), and says so."""
+    """``report`` as ``bench/results/<name>.json`` (the folder made if need be), and says so
+    (with how long the run took when the report has ``run_seconds``)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results: {out.relative_to(REPO)} (run took {report['run_seconds']} s)")
+    took = f" (run took {report['run_seconds']} s)" if "run_seconds" in report else ""
+    print(f"results: {out.relative_to(REPO)}{took}")
     return out

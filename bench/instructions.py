@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,29 @@ from bench.payments import run_level  # noqa: E402
 START_UNDER_VALGRIND_S = 240.0
 
 
-def callgrind_total(folder: Path) -> int:
-    """Instructions counted, from the ``summary:``/``totals:`` lines of callgrind's output."""
+def under_callgrind(argv: list[str], out_file: Path) -> list[str]:
+    """``argv`` under callgrind, counting nothing until ``callgrind_control -i on``, its
+    output (and each dump's, suffixed ``.1``, ``.2``, …) in ``out_file``."""
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}",
+        *argv,
+    ]
+
+
+def callgrind_control(pid: int, *flags: str) -> None:
+    """``callgrind_control FLAGS PID``: ``-i on``/``-i off`` switch counting, ``-z`` zeroes
+    the counts, ``-d`` dumps them."""
+    subprocess.run(["callgrind_control", *flags, str(pid)], capture_output=True, timeout=60)
+
+
+def callgrind_total(paths: Iterable[Path]) -> int:
+    """Instructions counted, from the ``summary:``/``totals:`` lines of callgrind's outputs
+    (the largest: a dump's own total, or the final file's)."""
     total = 0
-    for path in folder.glob("callgrind.out*"):
+    for path in paths:
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
@@ -78,20 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     (folder / "data").mkdir()
     location = level_location(args.concurrency, 0)
     bridge = Bridge(bridge_python(args.python), write_config(folder, [location]), folder, False)
-    bridge.argv = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={folder / 'callgrind.out'}",
-        *bridge.argv,
-    ]
-
-    def switch(on: bool) -> None:
-        state = "on" if on else "off"
-        subprocess.run(
-            ["callgrind_control", "-i", state, str(bridge.pid)], capture_output=True, timeout=60
-        )
-
+    bridge.argv = under_callgrind(bridge.argv, folder / "callgrind.out")
     common.START_TIMEOUT_S = START_UNDER_VALGRIND_S  # read by ServerProcess.start
     began = time.perf_counter()
     try:
@@ -104,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             args.warmup,
             args.duration,
             time.strftime("ins-%Y%m%d-%H%M%S"),
-            on_start=lambda: switch(True),
-            on_end=lambda: switch(False),
+            on_start=lambda: callgrind_control(bridge.pid, "-i", "on"),
+            on_end=lambda: callgrind_control(bridge.pid, "-i", "off"),
         )
         bridge.stop()  # callgrind writes its totals as the bridge exits
-        instructions = callgrind_total(folder)
+        instructions = callgrind_total(folder.glob("callgrind.out*"))
     finally:
         bridge.stop()
         shutil.rmtree(folder, ignore_errors=True)

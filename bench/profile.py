@@ -17,6 +17,9 @@ simulator with 999 tables), then drives two fresh locations with the same load g
    for exact call counts per payment; its times are inflated by its own overhead, so the
    shares come from py-spy.
 
+``bench/relay_profile.py`` and ``bench/uplink_profile.py`` reuse its py-spy runner
+(:class:`PySpy`), :func:`collect_cprofile` and the summaries, with their own buckets.
+
 Raw files go to ``bench/results/profile-<timestamp>-*`` (git-ignored). Loopback only; every
 loop and every child process is bounded in time.
 """
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import pstats
 import re
 import shutil
@@ -47,15 +49,22 @@ from bench.bridge_process import (  # noqa: E402  (after the sys.path fix for sc
     level_location,
     write_config,
 )
+from bench.common import RESULTS, write_results  # noqa: E402
 from bench.payments import run_level  # noqa: E402
 from bench.report import fmt  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
+Buckets = list[tuple[str, re.Pattern[str]]]
 
-#: (bucket, regex on "function (file:line)"); the innermost frame that matches names the bucket.
-BUCKETS: list[tuple[str, re.Pattern[str]]] = [
-    (name, re.compile(pattern))
-    for name, pattern in [
+
+def compile_buckets(pairs: list[tuple[str, str]]) -> Buckets:
+    """(bucket, regex on "function (file:line)") pairs, compiled; the innermost frame of a
+    sample that matches one names its bucket, the first that matches winning."""
+    return [(name, re.compile(pattern)) for name, pattern in pairs]
+
+
+#: The bridge's buckets.
+BUCKETS = compile_buckets(
+    [
         ("json (stdlib encode/decode)", r"\(json/"),
         ("dataclasses (asdict/replace)", r"\(dataclasses\.py"),
         ("datetime/strptime/strftime", r"\((_strptime|datetime)\.py"),
@@ -73,7 +82,7 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
         ("asyncio event loop", r"\(asyncio/"),
         ("apscheduler", r"\(apscheduler/"),
     ]
-]
+)
 _LINE = re.compile(r":\d+\)$")
 
 
@@ -94,7 +103,7 @@ def summarise_raw(
     rate: int,
     payments: int,
     seconds: float,
-    buckets: list[tuple[str, re.Pattern[str]]] = BUCKETS,
+    buckets: Buckets = BUCKETS,
 ) -> dict[str, Any]:
     """Per thread: CPU share, per-payment µs (per unit of ``payments``: ``bench.relay_profile``
     passes requests), ``buckets``, top self and inclusive functions."""
@@ -190,6 +199,68 @@ def summarise_cprofile(path: Path, payments: int, limit: int = 30, unit: str = "
     return "\n".join(lines)
 
 
+def py_spy_binary(python: str) -> str | None:
+    """py-spy beside the bridge's interpreter (the venv's), else on ``PATH``; ``None``: absent."""
+    return shutil.which("py-spy", path=str(Path(python).parent)) or shutil.which("py-spy")
+
+
+class PySpy:
+    """``py-spy record --format raw`` on one process for ``seconds`` into ``raw``: started by
+    :meth:`start` at a load's counted window (so it samples only that), awaited by
+    :meth:`wait`. ``threads``: samples by thread; ``native``: C frames too, which needs the
+    process stopped for each sample (blocking), else ``--nonblocking`` so the profile does
+    not slow what it measures; ``gil``: only samples of a thread that holds the GIL."""
+
+    def __init__(
+        self,
+        binary: str,
+        pid: int,
+        seconds: int,
+        rate: int,
+        raw: Path,
+        threads: bool = True,
+        native: bool = False,
+        gil: bool = False,
+    ) -> None:
+        self.raw = raw
+        self.seconds = seconds
+        self.command = [binary, "record", "--pid", str(pid), "--duration", str(seconds)]
+        self.command += ["--rate", str(rate), "--format", "raw", "--output", str(raw)]
+        self.command += ["--threads"] if threads else []
+        self.command += ["--native"] if native else ["--nonblocking"]
+        self.command += ["--gil"] if gil else []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def wait(self) -> None:
+        """Until py-spy is done (killed 30 s past its duration); raises if it wrote no raw
+        stacks."""
+        assert self.proc is not None, "py-spy was never started"
+        try:
+            self.proc.wait(self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if not self.raw.exists():
+            err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+            raise RuntimeError(f"py-spy wrote nothing: {err}")
+
+
+def collect_cprofile(dumped: Path, kept: Path, timeout_s: float = 30.0) -> Path:
+    """Copy the stats a profiled process dumps as its window ends (``SIGUSR2``) to ``kept``,
+    once it has written them."""
+    deadline = time.monotonic() + timeout_s
+    while not dumped.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the dump may still be being written
+    shutil.copy(dumped, kept)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=64)
@@ -204,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.duration <= 60 or not 1 <= args.concurrency <= 1024:
         parser.error("--duration in (0, 60], --concurrency in [1, 1024]")
     python = bridge_python(args.python)
-    py_spy = shutil.which("py-spy", path=str(Path(python).parent)) or shutil.which("py-spy")
+    py_spy = py_spy_binary(python)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="profile-", dir=RESULTS))
@@ -218,37 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         if py_spy is None:
             print("py-spy not found: `.venv/bin/pip install py-spy` for the sampling profile")
         else:
+            sampled_s = max(1, int(args.duration) - 1)
             raw = RESULTS / f"profile-{stamp}-pyspy.txt"
-            spy: list[subprocess.Popen[bytes]] = []
-            command = [
-                py_spy,
-                "record",
-                "--pid",
-                str(bridge.pid),
-                "--duration",
-                str(max(1, int(args.duration) - 1)),
-                "--rate",
-                str(args.rate),
-                "--format",
-                "raw",
-                "--threads",
-                "--output",
-                str(raw),
-            ]
-            command += ["--native"] if args.native else ["--nonblocking"]
-            command += ["--gil"] if args.gil else []
-
-            def start_spy() -> None:
-                spy.append(
-                    subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                )
-
-            def stop_spy() -> None:
-                try:
-                    spy[0].wait(args.duration + 30)
-                except subprocess.TimeoutExpired:
-                    spy[0].kill()
-
+            spy = PySpy(py_spy, bridge.pid, sampled_s, args.rate, raw, True, args.native, args.gil)
             level = run_level(
                 bridge,
                 locations[0],
@@ -256,14 +299,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.warmup,
                 args.duration,
                 f"prof-{stamp}",
-                on_start=start_spy,
-                on_end=stop_spy,
+                on_start=spy.start,
+                on_end=spy.wait,
             )
-            stop_spy()
-            err = spy[0].stderr.read().decode(errors="replace") if spy[0].stderr else ""
-            if not raw.exists():
-                raise RuntimeError(f"py-spy wrote nothing: {err}")
-            sampled_s = max(1, int(args.duration) - 1)
+            spy.wait()
             payments = round(level["payments_per_s"] * sampled_s)
             summary = summarise_raw(raw, args.rate, payments, sampled_s)
             gc = level.get("group_commit") or {}
@@ -291,12 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                 on_start=bridge.toggle_cprofile,
                 on_end=bridge.toggle_cprofile,
             )
-            deadline = time.monotonic() + 30
-            while not bridge.cprofile_path.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(0.5)  # the dump may still be being written
             stats_path = RESULTS / f"profile-{stamp}.cprofile"
-            shutil.copy(bridge.cprofile_path, stats_path)
+            collect_cprofile(bridge.cprofile_path, stats_path)
             payments = level["ok"]
             print(f"\n{level['payments_per_s']:.0f} payments/s under cProfile")
             print(summarise_cprofile(stats_path, payments))
@@ -304,9 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bridge.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    out = RESULTS / f"profile-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {out.relative_to(REPO)}")
+    print()
+    write_results(report, f"profile-{stamp}")
     return 0
 
 

@@ -54,8 +54,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
 from bench.bridge_process import (  # noqa: E402
-    SECRET,
-    TABLES,
     Bridge,
     bridge_python,
     code_version,
@@ -77,10 +75,7 @@ from bench.relay_process import (  # noqa: E402
     write_relay_config,
 )
 from bench.relay_report import markdown, print_table, verdicts  # noqa: E402
-
-LOCATION = "bench-relay"
-VENUE = "bench-venue"
-
+from bench.relayed import LOCATION, RELAYED, VENUE, bill_fetch_job  # noqa: E402
 
 # -- (a) one offered load on one path -----------------------------------------------------------
 
@@ -89,18 +84,9 @@ def run_load(
     args: argparse.Namespace, port: int, prefix: str, rate: int, pids: dict[str, int]
 ) -> dict[str, Any]:
     """One open-loop run; CPU of each server process over its counted window."""
-    job = {
-        "port": port,
-        "prefix": prefix,
-        "location": LOCATION,
-        "secret": SECRET,
-        "tables": TABLES,
-        "rate": rate,
-        "warmup_s": args.warmup,
-        "duration_s": args.duration,
-        "drain_s": args.drain,
-        "max_connections": args.max_connections,
-    }
+    job = bill_fetch_job(
+        port, prefix, rate, args.warmup, args.duration, args.drain, args.max_connections
+    )
 
     def snapshot(_name: str) -> dict[str, Any]:
         return {
@@ -179,10 +165,10 @@ def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any
             + (f"; relay A pid {front.pid} :{front.port}, {url}" if front else "; no nats-server")
         )
         pids = {"bridge": bridge.pid, "relay": relay.pid}
-        paths = [("direct", bridge.port, ""), ("relay", relay.port, f"/v/{VENUE}")]
+        paths = [("direct", bridge.port, ""), ("relay", relay.port, RELAYED)]
         if front is not None and nats is not None:
             pids.update(front=front.pid, nats=nats.pid)
-            paths.append(("nats", front.port, f"/v/{VENUE}"))
+            paths.append(("nats", front.port, RELAYED))
         rates: list[dict[str, Any]] = []
         for rate in args.rates:
             entry: dict[str, Any] = {"rate": rate, "nats": None}

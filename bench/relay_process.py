@@ -8,8 +8,9 @@
 - :class:`Relay` runs ``python -m bridge relay --config …`` (``pos-bridge relay``) until
   :meth:`Relay.stop`, with its open-file limit raised (in the child, before exec).
 - :func:`add_tunnel_section` appends the bridge's ``[tunnel]`` to a bench bridge config.
-- :func:`rss_kib`, :func:`proc_cpu_s`: a process's resident and peak memory and CPU seconds,
-  from ``/proc`` (the machine's CPU jiffies: ``bench.common.stat_fields``).
+- :func:`rss_kib`, :func:`proc_cpu_s`, :func:`proc_user_system_s`: a process's resident and
+  peak memory and CPU seconds (in all, or user and system), from ``/proc`` (the machine's CPU
+  jiffies: ``bench.common.stat_fields``).
 - :class:`Client`: one ``bench/idle_tunnels.py`` process and its ``READY``/``RESULT`` lines.
 
 Standard library only.
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, ServerProcess, child_env, cpu_seconds
+from bench.common import REPO, ServerProcess, child_env, user_system_seconds
 
 OPERATOR_TOKEN = "bench-operator-token-0123456789abcdef"
 
@@ -188,11 +189,17 @@ class Relay(ServerProcess):
         raise RuntimeError(f"venue {venue} not online in {timeout_s}s:\n{self.log_tail()}")
 
 
-def proc_cpu_s(pid: int) -> float:
+def proc_user_system_s(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU seconds so far, zeros when it is gone."""
     try:
-        return cpu_seconds(Path(f"/proc/{pid}/stat"))
+        return user_system_seconds(Path(f"/proc/{pid}/stat"))
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def proc_cpu_s(pid: int) -> float:
+    """A process's user + system CPU seconds so far, zero when it is gone."""
+    return sum(proc_user_system_s(pid))
 
 
 class Client:

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.relay_profile                    # py-spy + cProfile at 1,000/s
     .venv/bin/python -m bench.relay_profile --callgrind        # + instructions per request
 
-Starts the bridge and a relay holding its tunnel as ``bench/relay.py`` does (the relay's rate
-limit lifted), then drives bill GETs through the relay with the open-loop generator at a fixed
-offered ``--rate`` (a load the two cores carry, so the profile is of work, not of a backlog):
+Starts the bridge and a relay holding its tunnel as ``bench/relay.py`` does (``bench/relayed.py``,
+the relay's rate limit lifted), then drives bill GETs through the relay with the open-loop
+generator at a fixed offered ``--rate`` (a load the two cores carry, so the profile is of
+work, not of a backlog):
 
 0. The relay's user and system CPU per request, unprofiled, from ``/proc``.
 1. **py-spy** (``record --format raw --nonblocking``) samples the relay during the counted
@@ -26,15 +27,12 @@ every loop and every child process is bounded in time.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -42,26 +40,15 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from bench import common  # noqa: E402
-from bench.bridge_process import SECRET, TABLES, Bridge, bridge_python, write_config  # noqa: E402
-from bench.common import run_generator  # noqa: E402
-from bench.instructions import START_UNDER_VALGRIND_S, callgrind_total  # noqa: E402
-from bench.profile import print_pyspy, summarise_cprofile, summarise_raw  # noqa: E402
-from bench.relay_process import (  # noqa: E402
-    Relay,
-    add_tunnel_section,
-    add_venue_cli,
-    write_relay_config,
-)
+from bench import instructions, profile  # noqa: E402
+from bench.bridge_process import bridge_python  # noqa: E402
+from bench.common import RESULTS, write_results  # noqa: E402
+from bench.relay_process import Relay  # noqa: E402
+from bench.relayed import RELAYED, Relayed, answered, bill_fetches, relay_and_bridge  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
-LOCATION = "bench-relay"
-VENUE = "bench-venue"
-
-#: (bucket, regex on "function (file:line)"); the innermost frame that matches names it.
-BUCKETS: list[tuple[str, re.Pattern[str]]] = [
-    (name, re.compile(pattern))
-    for name, pattern in [
+#: The relay's buckets (see :func:`bench.profile.compile_buckets`).
+BUCKETS = profile.compile_buckets(
+    [
         ("prometheus_client", r"\(prometheus_client/"),
         ("logging", r"\(logging/"),
         ("relay proxy (forward, exchange, response)", r"\(bridge/relay/proxy"),
@@ -76,7 +63,7 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
         ("multidict/yarl", r"\((multidict|yarl)/"),
         ("asyncio", r"\(asyncio/"),
     ]
-]
+)
 
 
 def serve(config: str, cprofile_path: str) -> int:
@@ -102,170 +89,96 @@ def serve(config: str, cprofile_path: str) -> int:
 
 def drive(
     args: argparse.Namespace,
-    port: int,
+    relay: Relay,
     rate: int,
-    on_start: Callable[[], None],
-    on_end: Callable[[], None],
+    on_start: Callable[[], object] = lambda: None,
+    on_end: Callable[[], object] = lambda: None,
 ) -> dict[str, Any]:
-    """One open-loop run through the relay; ``on_start``/``on_end`` at the counted window."""
-    job = {
-        "port": port,
-        "prefix": f"/v/{VENUE}",
-        "location": LOCATION,
-        "secret": SECRET,
-        "tables": TABLES,
-        "rate": rate,
-        "warmup_s": args.warmup,
-        "duration_s": args.duration,
-        "drain_s": 10.0,
-        "max_connections": 256,
-    }
-
-    def snapshot(name: str) -> dict[str, Any]:
-        (on_start if name == "start" else on_end)()
-        return {}
-
-    timeout_s = 120 + args.warmup + args.duration
-    result, _, code = run_generator("bench.openloop", job, timeout_s, snapshot)
-    if result is None:
-        raise RuntimeError(f"open-loop generator failed (exit {code})")
-    return result
+    """One open-loop run through the relay, the relay's CPU per request read over it;
+    ``on_start``/``on_end`` at the counted window."""
+    return bill_fetches(
+        relay.port, RELAYED, rate, args.warmup, args.duration, relay.pid, on_start, on_end
+    )
 
 
-def user_system_s(pid: int) -> tuple[float, float]:
-    """A process's user and system CPU seconds, from ``/proc/<pid>/stat``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / common.CLK_TCK, int(fields[12]) / common.CLK_TCK
+def relay_serving(python: str, callgrind: bool = False) -> AbstractContextManager[Relayed]:
+    """Relay and bridge up (:func:`bench.relayed.relay_and_bridge`), the relay run through
+    :func:`serve` (its cProfile dumped beside its config), the bridge as ``python -m bridge
+    serve``; ``callgrind``: the relay under callgrind."""
+
+    def relay_argv(config: Path) -> list[str]:
+        cprofile = config.parent / "relay.cprofile"
+        return [python, "-m", "bench.relay_profile", "--serve", str(config), str(cprofile)]
+
+    return relay_and_bridge(
+        python, "relay-profile", True, relay_argv, "relay" if callgrind else None
+    )
 
 
-def answered(result: dict[str, Any], seconds: float) -> int:
-    return round(result["achieved_per_s"] * seconds)
-
-
-def with_relay(
-    args: argparse.Namespace,
-    folder: Path,
-    python: str,
-    wrap: list[str],
-    body: Callable[[Relay], dict[str, Any]],
-) -> dict[str, Any]:
-    """Relay (its argv prefixed by ``wrap``) and bridge up, ``body(relay)``, both stopped."""
-    relay = Relay(python, write_relay_config(folder / "relay", unlimited=True))
-    relay.argv = [*wrap, python, "-m", "bench.relay_profile", "--serve", str(relay.config)]
-    relay.argv += [str(folder / "relay.cprofile")]
-    bridge: Bridge | None = None
-    try:
-        token = add_venue_cli(python, relay.config, VENUE)
-        relay.start()
-        config = write_config(folder, [LOCATION])
-        add_tunnel_section(config, relay.port, VENUE, token)
-        bridge = Bridge(python, config, folder, plain=True)
-        bridge.start()
-        relay.wait_online(VENUE, timeout_s=120)
-        return body(relay)
-    finally:
-        if bridge is not None:
-            bridge.stop()
-        relay.stop()
-
-
-def profile_run(args: argparse.Namespace, folder: Path, python: str, stamp: str) -> dict[str, Any]:
-    py_spy = shutil.which("py-spy", path=str(Path(python).parent)) or shutil.which("py-spy")
+def profile_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, Any]:
+    py_spy = profile.py_spy_binary(python)
     out: dict[str, Any] = {}
-
-    def body(relay: Relay) -> dict[str, Any]:
-        times: dict[str, tuple[float, float]] = {}
-        result = drive(
-            args,
-            relay.port,
-            args.rate,
-            lambda: times.setdefault("start", user_system_s(relay.pid)),
-            lambda: times.setdefault("end", user_system_s(relay.pid)),
-        )
-        requests = answered(result, args.duration)
-        user, system = (times["end"][i] - times["start"][i] for i in (0, 1))
-        out["cpu_ms_per_request"] = {
-            "user": 1e3 * user / requests,
-            "system": 1e3 * system / requests,
-        }
+    with relay_serving(python) as pair:
+        relay = pair.relay
+        result = drive(args, relay, args.rate)
+        cpu = out["cpu_ms_per_request"] = result["cpu_ms_per_request"]
         print(
             f"relay CPU, unprofiled: {result['achieved_per_s']:.0f}/s answered, user"
-            f" {1e3 * user / requests:.3f} + system {1e3 * system / requests:.3f} ms per request"
+            f" {cpu['user']:.3f} + system {cpu['system']:.3f} ms per request"
         )
-        sampled_s = max(1, int(args.duration) - 1)
         if py_spy is not None:
+            sampled_s = max(1, int(args.duration) - 1)
             raw = RESULTS / f"relay-profile-{stamp}-pyspy.txt"
-            command = [py_spy, "record", "--pid", str(relay.pid), "--duration", str(sampled_s)]
-            command += ["--rate", str(args.spy_rate), "--format", "raw", "--nonblocking"]
-            command += ["--output", str(raw)]
-            spy: list[subprocess.Popen[bytes]] = []
-            start = lambda: spy.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))  # noqa: E731
-            result = drive(args, relay.port, args.rate, start, lambda: None)
-            spy[0].wait(args.duration + 30)
+            spy = profile.PySpy(py_spy, relay.pid, sampled_s, args.spy_rate, raw, threads=False)
+            result = drive(args, relay, args.rate, spy.start)
+            spy.wait()
             requests = answered(result, sampled_s)
-            summary = summarise_raw(raw, args.spy_rate, requests, sampled_s, BUCKETS)
+            summary = profile.summarise_raw(raw, args.spy_rate, requests, sampled_s, BUCKETS)
             print(f"\npy-spy: {result['achieved_per_s']:.0f}/s answered, errors {result['errors']}")
-            print_pyspy(summary, unit="request")
+            profile.print_pyspy(summary, unit="request")
             out["pyspy"] = {"result": result, "threads": summary, "raw": str(raw)}
         else:
             print("py-spy not found: `.venv/bin/pip install py-spy` for the sampling profile")
         toggle = lambda: relay.proc.send_signal(signal.SIGUSR2)  # type: ignore[union-attr]  # noqa: E731
-        result = drive(args, relay.port, args.rate, toggle, toggle)
-        stats = folder / "relay.cprofile"
-        deadline = time.monotonic() + 30
-        while not stats.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)  # the dump may still be being written
+        result = drive(args, relay, args.rate, toggle, toggle)
         kept = RESULTS / f"relay-profile-{stamp}.cprofile"
-        shutil.copy(stats, kept)
+        profile.collect_cprofile(relay.config.parent / "relay.cprofile", kept)
         requests = answered(result, args.duration)
         print(f"\ncProfile: {result['achieved_per_s']:.0f}/s answered, errors {result['errors']}")
-        print(summarise_cprofile(kept, requests, unit="request"))
+        print(profile.summarise_cprofile(kept, requests, unit="request"))
         out["cprofile"] = {"result": result, "stats": str(kept)}
-        return out
-
-    return with_relay(args, folder, python, [], body)
+    return out
 
 
-def callgrind_run(
-    args: argparse.Namespace, folder: Path, python: str, stamp: str
-) -> dict[str, Any]:
-    wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-    wrap += [f"--callgrind-out-file={folder / 'callgrind.out'}"]
-
-    def body(relay: Relay) -> dict[str, Any]:
-        def switch(state: str) -> Callable[[], None]:
-            return lambda: (
-                subprocess.run(
-                    ["callgrind_control", "-i", state, str(relay.pid)],
-                    capture_output=True,
-                    timeout=60,
-                )
-                and None
-            )
-
-        result = drive(args, relay.port, args.callgrind_rate, switch("on"), switch("off"))
-        relay.stop()  # callgrind writes its totals as the relay exits
-        instructions = callgrind_total(folder)
-        for path in folder.glob("callgrind.out*"):  # for callgrind_annotate
-            shutil.copy(path, RESULTS / f"relay-profile-{stamp}-{path.name}")
-        # Per request *due* in the window: at a rate the slowed relay carries, the work done
-        # in the window is that of the requests due in it, while the count completed in it
-        # moves by a few % with where the window's edges fall.
-        due = round(args.callgrind_rate * args.duration)
-        done = answered(result, args.duration)
-        per = instructions / due
-        print(
-            f"\ncallgrind: {due} requests due, {done} answered in the window (errors"
-            f" {result['errors']}) at {args.callgrind_rate}/s: {instructions:,} instructions,"
-            f" {per:,.0f} per request (relay, user space)"
+def callgrind_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, Any]:
+    with relay_serving(python, callgrind=True) as pair:
+        relay = pair.relay
+        result = drive(
+            args,
+            relay,
+            args.callgrind_rate,
+            lambda: instructions.callgrind_control(relay.pid, "-i", "on"),
+            lambda: instructions.callgrind_control(relay.pid, "-i", "off"),
         )
-        if done < 0.95 * due:
-            print("warning: the relay fell behind under callgrind; lower --callgrind-rate")
-        return {"due": due, "answered": done, "instructions": instructions, "per_request": per}
-
-    common.START_TIMEOUT_S = START_UNDER_VALGRIND_S  # read by ServerProcess.start
-    return with_relay(args, folder, python, wrap, body)
+        relay.stop()  # callgrind writes its totals as the relay exits
+        outputs = list(pair.folder.glob("callgrind.out*"))
+        counted = instructions.callgrind_total(outputs)
+        for path in outputs:  # for callgrind_annotate
+            shutil.copy(path, RESULTS / f"relay-profile-{stamp}-{path.name}")
+    # Per request *due* in the window: at a rate the slowed relay carries, the work done
+    # in the window is that of the requests due in it, while the count completed in it
+    # moves by a few % with where the window's edges fall.
+    due = round(args.callgrind_rate * args.duration)
+    done = answered(result, args.duration)
+    per = counted / due
+    print(
+        f"\ncallgrind: {due} requests due, {done} answered in the window (errors"
+        f" {result['errors']}) at {args.callgrind_rate}/s: {counted:,} instructions,"
+        f" {per:,.0f} per request (relay, user space)"
+    )
+    if done < 0.95 * due:
+        print("warning: the relay fell behind under callgrind; lower --callgrind-rate")
+    return {"due": due, "answered": done, "instructions": counted, "per_request": per}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,25 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--duration in (0, 60], --rate in [1, 10000]")
     python = bridge_python(args.python)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"rate": args.rate, "duration_s": args.duration}
-    for name, run in (
-        ("profile", lambda f: profile_run(args, f, python, stamp)),
-        ("callgrind", lambda f: callgrind_run(args, f, python, stamp)),
-    ):
-        if (name == "profile" and args.callgrind_only) or (
-            name == "callgrind" and not (args.callgrind or args.callgrind_only)
-        ):
-            continue
-        folder = Path(tempfile.mkdtemp(prefix="relay-profile-", dir=RESULTS))
-        (folder / "data").mkdir()
-        try:
-            report[name] = run(folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    out = RESULTS / f"relay-profile-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {out.relative_to(REPO)}")
+    if not args.callgrind_only:
+        report["profile"] = profile_run(args, python, stamp)
+    if args.callgrind or args.callgrind_only:
+        report["callgrind"] = callgrind_run(args, python, stamp)
+    print()
+    write_results(report, f"relay-profile-{stamp}")
     return 0
 
 

@@ -3,11 +3,11 @@
     .venv/bin/python -m bench.uplink_profile                    # 1,000/s, 5 s per window
     .venv/bin/python -m bench.uplink_profile --rate 500 --duration 8 --no-pyspy
 
-Starts a relay and a bridge exactly as ``bench/relay.py`` (a) does (the venue added by
-``pos-bridge relay add-venue``, the relay's rate limit lifted, simulated POS with 999 tables),
-except that the bridge runs under ``bench.serve_counted`` so that cProfile can be toggled in
-it. Then two open-loop runs (``bench/openloop.py``) at ``--rate`` through the relay's
-``/v/{venue}/…``:
+Starts a relay and a bridge exactly as ``bench/relay.py`` (a) does (``bench/relayed.py``: the
+venue added by ``pos-bridge relay add-venue``, the relay's rate limit lifted, simulated POS
+with 999 tables), except that the bridge runs under ``bench.serve_counted`` so that cProfile
+can be toggled in it. Then two open-loop runs (``bench/openloop.py``) at ``--rate`` through
+the relay's ``/v/{venue}/…``:
 
 1. **py-spy** (``record --format raw --threads --nonblocking``) on the bridge during the
    counted window: CPU share by module and the top functions (``bench/profile.py``'s summary,
@@ -38,83 +38,43 @@ from __future__ import annotations
 import argparse
 import io
 import pstats
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from bench import common  # noqa: E402
-from bench.bridge_process import SECRET, TABLES, Bridge, bridge_python, write_config  # noqa: E402
-from bench.common import CLK_TCK, RESULTS, run_generator  # noqa: E402
-from bench.profile import print_pyspy, summarise_cprofile, summarise_raw  # noqa: E402
-from bench.relay_process import (  # noqa: E402
-    Relay,
-    add_tunnel_section,
-    add_venue_cli,
-    proc_cpu_s,
-    relay_has_rate_limit,
-    write_relay_config,
-)
-
-LOCATION = "bench-relay"
-VENUE = "bench-venue"
+from bench import instructions, profile  # noqa: E402
+from bench.bridge_process import Bridge, bridge_python  # noqa: E402
+from bench.common import RESULTS  # noqa: E402
+from bench.relay_process import Relay  # noqa: E402
+from bench.relayed import RELAYED, answered, bill_fetches, relay_and_bridge  # noqa: E402
 
 
-def relayed_load(
+def load(
     args: argparse.Namespace,
     relay: Relay,
     bridge: Bridge,
-    on_start: Any,
-    on_end: Any,
+    on_start: Callable[[], object] = lambda: None,
+    on_end: Callable[[], object] = lambda: None,
     direct: bool = False,
 ) -> dict[str, Any]:
-    """One open-loop run through the relay (or ``direct`` to the bridge's listener);
-    ``on_start``/``on_end`` at the counted window."""
-    job = {
-        "port": bridge.port if direct else relay.port,
-        "prefix": "" if direct else f"/v/{VENUE}",
-        "location": LOCATION,
-        "secret": SECRET,
-        "tables": TABLES,
-        "rate": args.rate,
-        "warmup_s": args.warmup,
-        "duration_s": args.duration,
-        "drain_s": 10.0,
-        "max_connections": 256,
-    }
-
-    def snapshot(name: str) -> dict[str, Any]:
-        (on_start if name == "start" else on_end)()
-        return {"cpu": proc_cpu_s(bridge.pid), "split": user_system_s(bridge.pid)}
-
-    timeout_s = 60 + args.warmup + args.duration
-    result, snaps, code = run_generator("bench.openloop", job, timeout_s, snapshot)
-    if result is None or {"start", "end"} - snaps.keys():
-        raise RuntimeError(f"open-loop generator failed (exit {code})")
-    done = result["achieved_per_s"] * args.duration
-    cpu_s = snaps["end"]["cpu"] - snaps["start"]["cpu"]
-    result["bridge_ms_per_request"] = 1000 * cpu_s / done if done else None
-    user, system = (
-        b - a for a, b in zip(snaps["start"]["split"], snaps["end"]["split"], strict=True)
+    """One open-loop run through the relay (or ``direct`` to the bridge's listener), the
+    bridge's CPU per request read over it; ``on_start``/``on_end`` at the counted window."""
+    port, prefix = (bridge.port, "") if direct else (relay.port, RELAYED)
+    return bill_fetches(
+        port, prefix, args.rate, args.warmup, args.duration, bridge.pid, on_start, on_end
     )
-    result["bridge_user_system_ms"] = (1000 * user / done, 1000 * system / done) if done else None
-    return result
 
 
-def user_system_s(pid: int) -> tuple[float, float]:
-    """A process's user and system CPU seconds (``/proc/<pid>/stat``), zeros when gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0, 0.0
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+def cpu_ms(result: dict[str, Any]) -> tuple[float, float]:
+    """The bridge's user and system CPU ms per request answered in a run's window."""
+    cpu = result["cpu_ms_per_request"] or {"user": 0.0, "system": 0.0}
+    return cpu["user"], cpu["system"]
 
 
 def cpu_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
@@ -126,9 +86,9 @@ def cpu_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
         def count(counters: list[dict[str, Any]] = counters) -> None:
             counters.append(bridge.counters() or {})
 
-        r = relayed_load(args, relay, bridge, count, count, path == "direct")
-        user, system = r["bridge_user_system_ms"] or (0.0, 0.0)
-        done = r["achieved_per_s"] * args.duration
+        r = load(args, relay, bridge, count, count, path == "direct")
+        user, system = cpu_ms(r)
+        done = answered(r, args.duration)
         gc_ms = (counters[1].get("gc_ns", 0) - counters[0].get("gc_ns", 0)) / 1e6
         gcs = counters[1].get("gcs", 0) - counters[0].get("gcs", 0)
         print(
@@ -150,12 +110,13 @@ def requests_served(stats_path: Path) -> int:
 def callgrind_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) -> None:
     """Instructions per request, direct and via the relay, each counted over its window."""
 
-    def control(*flags: str) -> None:
-        subprocess.run(["callgrind_control", *flags, str(bridge.pid)], capture_output=True)
+    def window_start() -> None:
+        instructions.callgrind_control(bridge.pid, "-z")
+        instructions.callgrind_control(bridge.pid, "-i", "on")
 
     def window_end() -> None:
-        control("-i", "off")
-        control("-d")
+        instructions.callgrind_control(bridge.pid, "-i", "off")
+        instructions.callgrind_control(bridge.pid, "-d")
 
     def new_dump(before: set[Path]) -> int:
         deadline = time.monotonic() + 60
@@ -164,13 +125,12 @@ def callgrind_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) ->
                 raise RuntimeError("callgrind wrote no dump")
             time.sleep(0.2)
         time.sleep(1.0)  # the dump may still be being written
-        return max(callgrind_total_of(p) for p in new)
+        return instructions.callgrind_total(new)
 
     # What the bridge does with no request at all (timers, the outbox's poll, the tunnel's
     # heartbeat) is counted over an idle window and taken off each window's count.
     before = set(bridge.folder.glob("callgrind.out*"))
-    control("-z")
-    control("-i", "on")
+    window_start()
     time.sleep(args.duration)
     window_end()
     idle_per_s = new_dump(before) / args.duration
@@ -178,16 +138,9 @@ def callgrind_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) ->
     figures = {}
     for path in ("direct", "relay"):
         before = set(bridge.folder.glob("callgrind.out*"))
-        result = relayed_load(
-            args,
-            relay,
-            bridge,
-            lambda: (control("-z"), control("-i", "on")),
-            window_end,
-            direct=path == "direct",
-        )
+        result = load(args, relay, bridge, window_start, window_end, direct=path == "direct")
         total = new_dump(before) - idle_per_s * args.duration
-        done = result["achieved_per_s"] * args.duration
+        done = answered(result, args.duration)
         figures[path] = total / done if done else 0.0
         print(
             f"{path:>6}: {done:.0f} answered (errors {result['errors']}),"
@@ -196,12 +149,37 @@ def callgrind_windows(args: argparse.Namespace, relay: Relay, bridge: Bridge) ->
     print(f"the tunnel adds {figures['relay'] - figures['direct']:,.0f} instructions per request")
 
 
-def callgrind_total_of(path: Path) -> int:
-    total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith(("summary:", "totals:")):
-            total = max(total, int(line.split()[1]))
-    return total
+def profile_windows(
+    args: argparse.Namespace, relay: Relay, bridge: Bridge, py_spy: str | None, stamp: str
+) -> None:
+    """py-spy, then cProfile, each over one window via the relay."""
+    if py_spy is not None and not args.no_pyspy:
+        seconds = max(1, int(args.duration) - 1)
+        raw = RESULTS / f"uplink-profile-{stamp}-pyspy.txt"
+        spy = profile.PySpy(py_spy, bridge.pid, seconds, args.samples, raw)
+        result = load(args, relay, bridge, spy.start)
+        spy.wait()
+        user, system = cpu_ms(result)
+        print(
+            f"\npy-spy window: {result['achieved_per_s']:.0f}/s answered, errors"
+            f" {result['errors']}, bridge {user + system:.3f} ms CPU/request"
+        )
+        profile.print_pyspy(
+            profile.summarise_raw(raw, args.samples, answered(result, seconds), seconds)
+        )
+    if not args.no_cprofile:
+        result = load(args, relay, bridge, bridge.toggle_cprofile, bridge.toggle_cprofile)
+        stats = profile.collect_cprofile(
+            bridge.cprofile_path, RESULTS / f"uplink-profile-{stamp}.cprofile"
+        )
+        served = requests_served(stats) or answered(result, args.duration)
+        print(
+            f"\ncProfile window: {result['achieved_per_s']:.0f}/s answered, errors"
+            f' {result["errors"]}; {served} requests served in it ("per payment" below'
+            " means per request served)"
+        )
+        print(profile.summarise_cprofile(stats, served, 40))
+        print(f"\nstats: {stats.relative_to(REPO)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,84 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.duration <= 60 or not 1 <= args.rate <= 20_000:
         parser.error("--duration in (0, 60], --rate in [1, 20000]")
     python = bridge_python(args.python)
-    py_spy = shutil.which("py-spy", path=str(Path(python).parent)) or shutil.which("py-spy")
+    py_spy = profile.py_spy_binary(python)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="uplink-profile-", dir=RESULTS))
-    (folder / "data").mkdir()
-    relay = Relay(
-        python, write_relay_config(folder / "relay", unlimited=relay_has_rate_limit(python))
-    )
-    bridge: Bridge | None = None
-    try:
-        token = add_venue_cli(python, relay.config, VENUE)
-        relay.start()
-        config = write_config(folder, [LOCATION])
-        add_tunnel_section(config, relay.port, VENUE, token)
-        bridge = Bridge(python, config, folder, plain=False)
-        if args.callgrind:
-            out = folder / "callgrind.out"
-            bridge.argv = [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                *bridge.argv,
-            ]
-            common.START_TIMEOUT_S = 240.0  # read by ServerProcess.start
-        bridge.start()
-        relay.wait_online(VENUE)
+    callgrind: Literal["bridge"] | None = "bridge" if args.callgrind else None
+    with relay_and_bridge(python, "uplink-profile", False, callgrind=callgrind) as pair:
+        relay, bridge = pair.relay, pair.bridge
         print(f"bridge pid {bridge.pid}, relay pid {relay.pid}; {args.rate}/s via the relay")
         if args.callgrind:
             callgrind_windows(args, relay, bridge)
-            return 0
-        if args.cpu:
+        elif args.cpu:
             cpu_windows(args, relay, bridge)
-            return 0
-        if py_spy is not None and not args.no_pyspy:
-            raw = RESULTS / f"uplink-profile-{stamp}-pyspy.txt"
-            seconds = max(1, int(args.duration) - 1)
-            command = [py_spy, "record", "--pid", str(bridge.pid), "--duration", str(seconds)]
-            command += ["--rate", str(args.samples), "--format", "raw", "--threads"]
-            command += ["--nonblocking", "--output", str(raw)]
-            spy: list[subprocess.Popen[bytes]] = []
-            result = relayed_load(
-                args,
-                relay,
-                bridge,
-                lambda: spy.append(subprocess.Popen(command, stdout=subprocess.DEVNULL)),
-                lambda: None,
-            )
-            spy[0].wait(args.duration + 30)
-            done = round(result["achieved_per_s"] * seconds)
-            print(
-                f"\npy-spy window: {result['achieved_per_s']:.0f}/s answered, errors"
-                f" {result['errors']}, bridge {result['bridge_ms_per_request']:.3f} ms CPU/request"
-            )
-            print_pyspy(summarise_raw(raw, args.samples, done, seconds))
-        if not args.no_cprofile:
-            result = relayed_load(
-                args, relay, bridge, bridge.toggle_cprofile, bridge.toggle_cprofile
-            )
-            deadline = time.monotonic() + 30
-            while not bridge.cprofile_path.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(0.5)  # the dump may still be being written
-            stats = RESULTS / f"uplink-profile-{stamp}.cprofile"
-            shutil.copy(bridge.cprofile_path, stats)
-            served = requests_served(stats) or round(result["achieved_per_s"] * args.duration)
-            print(
-                f"\ncProfile window: {result['achieved_per_s']:.0f}/s answered, errors"
-                f' {result["errors"]}; {served} requests served in it ("per payment" below'
-                " means per request served)"
-            )
-            print(summarise_cprofile(stats, served, 40))
-            print(f"\nstats: {stats.relative_to(REPO)}")
-    finally:
-        if bridge is not None:
-            bridge.stop()
-        relay.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        else:
+            profile_windows(args, relay, bridge, py_spy, stamp)
     return 0
 
 
