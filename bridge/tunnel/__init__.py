@@ -8,6 +8,7 @@ websockets' ``Protocol`` serves client and server:
 - ``fields``: the fields inside a payload (integers, u16-counted strings and header lists),
   packed, and read back with every short or bad field a typed error;
 - ``streams``: stream states and flow-control windows;
+- ``handshake``: HELLO, WELCOME and the version both ends speak;
 - ``protocol``: :class:`~bridge.tunnel.protocol.TunnelProtocol`, the connection state machine
   the I/O layers drive (``receive_data`` → ``events_received``, ``send_*`` → ``data_to_send``);
 - ``errors``: the typed error tree and the CLOSE code each error sends.
