@@ -5,7 +5,10 @@ websockets' ``Protocol`` serves client and server:
 
 - ``messages``: what each frame says (frozen dataclasses that check their fields);
 - ``frames``: the binary codec, frames to bytes and bytes, split anywhere, back to frames;
+- ``fields``: the fields inside a payload (integers, u16-counted strings and header lists),
+  packed, and read back with every short or bad field a typed error;
 - ``streams``: stream states and flow-control windows;
+- ``handshake``: HELLO, WELCOME and the version both ends speak;
 - ``protocol``: :class:`~bridge.tunnel.protocol.TunnelProtocol`, the connection state machine
   the I/O layers drive (``receive_data`` → ``events_received``, ``send_*`` → ``data_to_send``);
 - ``errors``: the typed error tree and the CLOSE code each error sends.

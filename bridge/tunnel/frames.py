@@ -9,8 +9,9 @@ diagrams and hex examples)::
     | u8     | u8     | u32 big-endian  | u32 big-endian  |
     +--------+--------+-----------------+-----------------+-------------------------
 
-Integers are unsigned big-endian; a string is a u16 byte count then that much UTF-8; a byte
-string (header names and values) is a u16 count then raw bytes. No floats, no base64.
+Integers are unsigned big-endian. Inside a payload, strings, byte strings and header lists
+are u16-counted (:mod:`bridge.tunnel.fields` packs and reads them); this module lays out each
+frame type's payload from those fields. No floats, no base64.
 
 :class:`FrameDecoder` checks the declared length against its limit as soon as the header is
 complete, before it waits for (or keeps) any payload byte: that is the DoS guard.
@@ -29,14 +30,13 @@ from bridge.tunnel.errors import (
     MalformedFrameError,
     UnknownFrameTypeError,
 )
+from bridge.tunnel.fields import FieldReader, pack_headers, pack_text, pack_u16
 from bridge.tunnel.messages import (
     BodyChunk,
     Cancel,
     CancelCode,
-    CheckedHeaders,
     Close,
     EndOfBody,
-    Headers,
     Health,
     Hello,
     Limits,
@@ -141,23 +141,6 @@ FRAME_TYPES: dict[type[Frame], FrameType] = {
 }
 
 
-def _u16(value: int) -> bytes:
-    return value.to_bytes(2, "big")
-
-
-def _str(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    return _u16(len(raw)) + raw
-
-
-def _headers(headers: Headers) -> bytes:
-    # Every head's hot loop: the u16 lengths inline, not through _u16 (two calls per header).
-    parts = [len(headers).to_bytes(2, "big")]
-    for name, value in headers:
-        parts += (len(name).to_bytes(2, "big"), name, len(value).to_bytes(2, "big"), value)
-    return b"".join(parts)
-
-
 def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
     """``(type, flags, stream id, payload)`` of a frame whose fields are already checked."""
     # The frames of every exchange first: each case costs an isinstance test.
@@ -167,15 +150,15 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
         case EndOfBody():
             return FrameType.END_OF_BODY, 0, frame.stream_id, b""
         case ResponseHead():
-            body = _u16(frame.status) + _headers(frame.headers)
+            body = pack_u16(frame.status) + pack_headers(frame.headers)
             return FrameType.RESPONSE_HEAD, 0, frame.stream_id, body
         case RequestHead():
-            body = _str(frame.method) + _str(frame.path) + _headers(frame.headers)
+            body = pack_text(frame.method) + pack_text(frame.path) + pack_headers(frame.headers)
             return FrameType.REQUEST_HEAD, 0, frame.stream_id, body
         case WindowUpdate():
             return FrameType.WINDOW_UPDATE, 0, frame.stream_id, frame.increment.to_bytes(4, "big")
         case Cancel():
-            return FrameType.CANCEL, 0, frame.stream_id, _u16(frame.code)
+            return FrameType.CANCEL, 0, frame.stream_id, pack_u16(frame.code)
         case Ping():
             return FrameType.PING, 0, 0, frame.payload
         case Pong():
@@ -186,9 +169,10 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
             )
             return FrameType.HEALTH, 0, 0, body
         case Hello():
-            versions = b"".join(_u16(v) for v in frame.versions)
-            body = _str(frame.venue_id) + _str(frame.token) + frame.session_epoch.to_bytes(8, "big")
-            body += len(frame.versions).to_bytes(1, "big") + versions + _str(frame.bridge_version)
+            versions = b"".join(pack_u16(v) for v in frame.versions)
+            body = pack_text(frame.venue_id) + pack_text(frame.token)
+            body += frame.session_epoch.to_bytes(8, "big") + len(frame.versions).to_bytes(1, "big")
+            body += versions + pack_text(frame.bridge_version)
             return FrameType.HELLO, 0, 0, body
         case Welcome(version=version, limits=lim):
             body = _WELCOME.pack(
@@ -201,7 +185,7 @@ def _payload(frame: Frame) -> tuple[int, int, int, bytes]:
             )
             return FrameType.WELCOME, 0, 0, body
         case Close():
-            return FrameType.CLOSE, 0, 0, _u16(frame.code) + _str(frame.reason)
+            return FrameType.CLOSE, 0, 0, pack_u16(frame.code) + pack_text(frame.reason)
         case UnknownFrame():
             return frame.frame_type, frame.flags, frame.stream_id, frame.payload
 
@@ -216,66 +200,6 @@ def encode_frame(frame: Frame) -> bytes:
     return HEADER.pack(kind, flags, stream_id, len(payload)) + payload
 
 
-class _Reader:
-    """Reads fields off one payload; running short is a malformed frame, not an IndexError."""
-
-    __slots__ = ("_data", "_kind", "_pos")
-
-    def __init__(self, kind: FrameType, data: bytes) -> None:
-        self._kind = kind
-        self._data = data
-        self._pos = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise MalformedFrameError(self._kind, f"payload ends inside {what}")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def uint(self, size: int, what: str) -> int:
-        return int.from_bytes(self.take(size, what), "big")
-
-    def text(self, what: str) -> str:
-        raw = self.take(self.uint(2, what), what)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedFrameError(self._kind, f"{what} is not valid UTF-8") from None
-
-    def headers(self) -> Headers:
-        # The hot path of every head: one bounds check per field, no method calls.
-        data, pos, size = self._data, self._pos, len(self._data)
-        if pos + 2 > size:
-            raise MalformedFrameError(self._kind, "payload ends inside header count")
-        count = int.from_bytes(data[pos : pos + 2], "big")
-        pos += 2
-        out: list[tuple[bytes, bytes]] = []
-        for _ in range(count):
-            if pos + 2 > size:
-                raise MalformedFrameError(self._kind, "payload ends inside header name")
-            end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
-            if end + 2 > size:  # the value's length must follow the name
-                what = "header name" if end > size else "header value"
-                raise MalformedFrameError(self._kind, f"payload ends inside {what}")
-            name = data[pos + 2 : end]
-            pos = end + 2 + int.from_bytes(data[end : end + 2], "big")
-            if pos > size:
-                raise MalformedFrameError(self._kind, "payload ends inside header value")
-            out.append((name, data[end + 2 : pos]))
-        self._pos = pos
-        return CheckedHeaders(out)  # bytes, and u16 counts and lengths, by the wire format
-
-    def rest(self) -> bytes:
-        return self.take(len(self._data) - self._pos, "payload")
-
-    def end(self) -> None:
-        if self._pos != len(self._data):
-            extra = len(self._data) - self._pos
-            raise MalformedFrameError(self._kind, f"{extra} unexpected trailing bytes")
-
-
 def _code(codes: type[IntEnum], value: int) -> int:
     """A known code as its enum member (readable in logs); an unknown one stays an int."""
     try:
@@ -284,25 +208,25 @@ def _code(codes: type[IntEnum], value: int) -> int:
         return value
 
 
-def _hello(r: _Reader, _: int) -> Hello:
+def _hello(r: FieldReader, _: int) -> Hello:
     venue_id, token, epoch = r.text("venue_id"), r.text("token"), r.uint(8, "session epoch")
     versions = tuple(r.uint(2, "version") for _ in range(r.uint(1, "version count")))
     return Hello(venue_id, token, epoch, versions, r.text("bridge_version"))
 
 
-def _welcome(r: _Reader, _: int) -> Welcome:
+def _welcome(r: FieldReader, _: int) -> Welcome:
     version, *limits = _WELCOME.unpack(r.take(_WELCOME.size, "limits"))
     return Welcome(version, Limits(*limits))
 
 
-def _health(r: _Reader, _: int) -> Health:
+def _health(r: FieldReader, _: int) -> Health:
     online, depth, age_ms, clock_ms = _HEALTH.unpack(r.take(_HEALTH.size, "health"))
     if online > 1:
         raise MalformedFrameError(FrameType.HEALTH, f"pos_online is {online}, not 0 or 1")
     return Health(bool(online), depth, age_ms, clock_ms)
 
 
-_DECODERS: dict[FrameType, Callable[[_Reader, int], Frame]] = {
+_DECODERS: dict[FrameType, Callable[[FieldReader, int], Frame]] = {
     FrameType.HELLO: _hello,
     FrameType.WELCOME: _welcome,
     FrameType.CLOSE: lambda r, _: Close(_code(CloseCode, r.uint(2, "code")), r.text("reason")),
@@ -337,7 +261,7 @@ def decode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         raise MalformedFrameError(kind, f"stream id {stream_id} on a connection frame")
     if kind >= 0x10 and stream_id == 0:
         raise MalformedFrameError(kind, "stream id 0 on a stream frame")
-    reader = _Reader(kind, payload)
+    reader = FieldReader(kind, payload)
     try:
         frame = _DECODERS[kind](reader, stream_id)
     except ValueError as exc:  # a field out of range, checked by the dataclass

@@ -5,14 +5,12 @@ parsed frames come out of :meth:`~TunnelProtocol.events_received`, ``send_*`` me
 queue bytes, and :meth:`~TunnelProtocol.data_to_send` hands them to the I/O layer. No clock:
 heartbeats, deadlines and reconnects belong to the I/O layer.
 
-This module owns the connection: handshake, which side may send what, CLOSE, and failing on a
-protocol error. Streams and flow control are :class:`~bridge.tunnel.streams.StreamTable`'s.
+This module owns the connection: which side may send what and when, CLOSE, and failing on a
+protocol error. HELLO and WELCOME, and the version agreed in them, are
+:class:`~bridge.tunnel.handshake.Handshake`'s, which :class:`TunnelProtocol` inherits; streams
+and flow control are :class:`~bridge.tunnel.streams.StreamTable`'s.
 
-- **Handshake.** The client's first frame is HELLO. The relay protocol picks the highest
-  version both sides list (or fails with ``UNSUPPORTED_VERSION``) and emits the HELLO; the
-  relay application checks venue and token, then calls :meth:`~TunnelProtocol.accept` (WELCOME)
-  or :meth:`~TunnelProtocol.send_close` (refusal). Until WELCOME only HELLO, WELCOME and CLOSE
-  may flow, none above 16 KiB.
+- **Handshake.** Until WELCOME only HELLO, WELCOME and CLOSE may flow, none above 16 KiB.
 - **Sides.** HELLO, HEALTH and RESPONSE_HEAD come only from the client; WELCOME and
   REQUEST_HEAD only from the relay. Anything else flows both ways.
 - **Close.** A CLOSE ends every stream at once. Its receiver answers with a CLOSE carrying the
@@ -30,7 +28,6 @@ from bridge.tunnel.errors import (
     TunnelProtocolError,
     TunnelUsageError,
     UnexpectedFrameError,
-    UnsupportedVersionError,
 )
 from bridge.tunnel.frames import (
     FRAME_TYPES,
@@ -38,10 +35,10 @@ from bridge.tunnel.frames import (
     HEADER_BYTES,
     Frame,
     FrameDecoder,
-    FrameType,
     UnknownFrame,
     encode_frame,
 )
+from bridge.tunnel.handshake import PROTOCOL_VERSIONS, Handshake, Side
 from bridge.tunnel.messages import (
     BodyChunk,
     Cancel,
@@ -51,7 +48,6 @@ from bridge.tunnel.messages import (
     Event,
     Health,
     Hello,
-    Limits,
     Ping,
     Pong,
     RequestHead,
@@ -72,18 +68,11 @@ __all__ = [
     "TunnelProtocol",
 ]
 
-#: Versions this code speaks; the relay picks the highest one both sides list.
-PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
 #: CLOSE reasons are cut to this many UTF-8 bytes, so a CLOSE always fits a handshake frame.
 MAX_CLOSE_REASON_BYTES = 1024
 #: The last item of :meth:`TunnelProtocol.data_to_send` once the connection is closed: write
 #: what came before it, then close the transport (websockets' ``SEND_EOF``).
 SEND_EOF = b""
-
-
-class Side(Enum):
-    CLIENT = "client"  # the bridge at the venue: sends HELLO, answers requests
-    RELAY = "relay"  # the cloud relay: sends WELCOME, forwards platforms' requests
 
 
 class ConnectionState(Enum):
@@ -111,7 +100,7 @@ def _truncate(text: str) -> str:
     return raw[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
-class TunnelProtocol:
+class TunnelProtocol(Handshake):
     """One end of one tunnel connection.
 
     After each call that feeds or queues data, the I/O layer calls :meth:`events_received`
@@ -124,17 +113,8 @@ class TunnelProtocol:
     """
 
     def __init__(self, side: Side, *, versions: Iterable[int] = PROTOCOL_VERSIONS) -> None:
-        offered = tuple(sorted(set(versions)))
-        if not offered or any(type(v) is not int or not 0 < v < 1 << 16 for v in offered):
-            raise ValueError(f"versions must be ints in [1, 65535], not {offered!r}")
-        self.side = side
-        self.versions = offered
+        super().__init__(side, versions)  # side, versions, hello, version, limits
         self.state = ConnectionState.HANDSHAKE
-        #: The HELLO this client sent, or the one this relay received.
-        self.hello: Hello | None = None
-        #: The agreed version: on the relay from HELLO, on the client from WELCOME.
-        self.version: int | None = None
-        self.limits: Limits | None = None
         self.close_sent: Close | None = None
         self.close_received: Close | None = None
         #: The peer's protocol violation that closed the connection, if any.
@@ -195,30 +175,7 @@ class TunnelProtocol:
         per call)."""
         return bool(self._output)
 
-    # -- handshake and connection ------------------------------------------------------------
-
-    def send_hello(
-        self, *, venue_id: str, token: str, session_epoch: int, bridge_version: str
-    ) -> None:
-        """Client: start the handshake offering :attr:`versions`; WELCOME or CLOSE follows."""
-        if self.side is not Side.CLIENT or self.hello is not None:
-            raise TunnelUsageError("send HELLO", "only a client sends it, and only once")
-        self._check_not_closed()
-        hello = Hello(venue_id, token, session_epoch, self.versions, bridge_version)
-        self._write(hello)
-        self.hello = hello
-
-    def accept(self, limits: Limits | None = None) -> Welcome:
-        """Relay: answer the HELLO event with WELCOME, once venue and token check out. The
-        limits apply to both directions. To refuse, :meth:`send_close` with ``UNAUTHORIZED``,
-        ``SUPERSEDED`` or ``GOING_AWAY`` instead."""
-        if self.side is not Side.RELAY or self.version is None or self.limits is not None:
-            raise TunnelUsageError("accept", "only a relay accepts, once, after a HELLO")
-        self._check_not_closed()
-        welcome = Welcome(self.version, limits or Limits())
-        self._write(welcome)
-        self._open(welcome)
-        return welcome
+    # -- connection (send_hello and accept are Handshake's) ------------------------------------
 
     def send_ping(self, payload: bytes) -> None:
         """Queue a PING (8 bytes); the peer's PONG event echoes them."""
@@ -356,12 +313,7 @@ class TunnelProtocol:
         if isinstance(frame, Hello):
             self._receive_hello(frame)
         elif isinstance(frame, Welcome):
-            if self.hello is None or self.limits is not None:
-                raise UnexpectedFrameError(kind, self.side.value, "it answers our one HELLO")
-            if frame.version not in self.versions:
-                raise UnsupportedVersionError(self.versions, (frame.version,))
-            self._open(frame)
-            self._events.append(frame)
+            self._receive_welcome(frame)
         elif self._streams is None:
             raise UnexpectedFrameError(kind, self.side.value, "the handshake is not complete")
         elif isinstance(frame, Ping):
@@ -371,16 +323,6 @@ class TunnelProtocol:
             self._events.append(frame)
         else:
             self._streams.receive(frame)
-
-    def _receive_hello(self, hello: Hello) -> None:
-        if self.hello is not None:
-            raise UnexpectedFrameError(FrameType.HELLO, "relay", "HELLO came twice")
-        common = set(hello.versions) & set(self.versions)
-        if not common:
-            raise UnsupportedVersionError(hello.versions, self.versions)
-        self.hello = hello
-        self.version = max(common)
-        self._events.append(hello)
 
     def _open(self, welcome: Welcome) -> None:
         self.version = welcome.version

@@ -28,8 +28,9 @@ FORBIDDEN = {
 CORE_FILES = sorted(
     [
         *ROOT.glob("bridge/core/*.py"),
-        # The tunnel protocol (frames, protocol, errors, and messages and streams split from
-        # them) is sans-I/O: the relay and the client wrap it in their own websocket loops.
+        # The tunnel protocol (frames, protocol, errors, and messages, streams, fields and
+        # handshake split from them) is sans-I/O: the relay and the client wrap it in their own
+        # websocket loops.
         *ROOT.glob("bridge/tunnel/*.py"),
         ROOT / "bridge/http/fields.py",
         ROOT / "bridge/http/json_body.py",
