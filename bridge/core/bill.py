@@ -184,8 +184,15 @@ class Bill:
             self.tips_allowed,
             closed_at,
         )
-        if "charges" in self._digests:  # the charges did not change: keep what they give
-            paid._digests["charges"] = self._digests["charges"]
+        digests = self._digests
+        if "charges" in digests:  # the charges did not change: keep what they give
+            paid._digests["charges"] = digests["charges"]
+        if "items_json" in digests:  # nor did the items' stored text (bill_json_text)
+            paid._digests["items_json"] = digests["items_json"]
+        if "payments_json" in digests:  # one more payment on the stored text
+            paid._digests["payments_json"] = _json_append(
+                digests["payments_json"], orjson.dumps(_payment_dict(payment)).decode()
+            )
         if "total" in self._sums:
             paid._sums["total"] = self._sums["total"]
         paid._sums["paid"] = self._paid_minor() + payment.amount
@@ -207,30 +214,44 @@ def bill_to_dict(bill: Bill) -> dict[str, Any]:
     Written out by hand: ``dataclasses.asdict`` deep-copies every field and was a tenth of
     a payment's CPU time (bench/).
     """
+    return _storage_dict(
+        bill, [_item_dict(i) for i in bill.items], [_payment_dict(p) for p in bill.payments]
+    )
+
+
+def _storage_dict(bill: Bill, items: Any, payments: Any) -> dict[str, Any]:
     return {
         "id": bill.id,
         "table": bill.table,
         "currency": bill.currency,
-        "items": [
-            {
-                "name": i.name,
-                "quantity": i.quantity,
-                "amount": i.amount,
-                "id": i.id,
-                "kind": i.kind.value,
-                "tax": i.tax,
-                "sub_items": [{"name": s.name, "amount": s.amount} for s in i.sub_items],
-            }
-            for i in bill.items
-        ],
+        "items": items,
         "created": bill.created.isoformat(),
         "updated": bill.updated.isoformat(),
-        "payments": [
-            {"name": p.name, "amount": p.amount, "tip": p.tip, "ref": p.ref} for p in bill.payments
-        ],
+        "payments": payments,
         "tips_allowed": bill.tips_allowed,
         "closed_at": bill.closed_at.isoformat() if bill.closed_at else None,
     }
+
+
+def _item_dict(item: BillItem) -> dict[str, Any]:
+    return {
+        "name": item.name,
+        "quantity": item.quantity,
+        "amount": item.amount,
+        "id": item.id,
+        "kind": item.kind.value,
+        "tax": item.tax,
+        "sub_items": [{"name": s.name, "amount": s.amount} for s in item.sub_items],
+    }
+
+
+def _payment_dict(payment: BillPayment) -> dict[str, Any]:
+    return {"name": payment.name, "amount": payment.amount, "tip": payment.tip, "ref": payment.ref}
+
+
+def _json_append(array: str, element: str) -> str:
+    """The JSON text of an array with one more element (compact, as orjson writes it)."""
+    return f"{array[:-1]},{element}]" if array != "[]" else f"[{element}]"
 
 
 def bill_json_text(bill: Bill) -> str:
@@ -239,10 +260,31 @@ def bill_json_text(bill: Bill) -> str:
     orjson, several times faster than ``json`` here: a bill is stored as a snapshot with every
     payment applied to it. The text is for storage only (read back by ``json.loads`` or
     orjson alike); the version digest hashes :func:`~bridge.core.canonical.canonical_json`.
+
+    Why the parts: a payment changes only the payments and the times, yet the whole bill was
+    rebuilt as dicts and encoded again on every payment (16 µs for a bill with 20 payments).
+    The items' text and the payments' text are kept with the bill, and :meth:`Bill.with_payment`
+    hands them on (the payments' with the new one appended), so the next bill's text is a small
+    dict around two ``orjson.Fragment``s: about 5 µs with the append, against 16 µs (bench:
+    1,338 k → 1,291 k instructions per payment). The bytes are the same as encoding
+    :func:`bill_to_dict` whole (tested).
     """
-    if "json" not in bill._digests:
-        bill._digests["json"] = orjson.dumps(bill_to_dict(bill)).decode()
-    return bill._digests["json"]
+    digests = bill._digests
+    text = digests.get("json")
+    if text is None:
+        items = digests.get("items_json")
+        if items is None:
+            items = digests["items_json"] = orjson.dumps(
+                [_item_dict(i) for i in bill.items]
+            ).decode()
+        payments = digests.get("payments_json")
+        if payments is None:
+            payments = digests["payments_json"] = orjson.dumps(
+                [_payment_dict(p) for p in bill.payments]
+            ).decode()
+        data = _storage_dict(bill, orjson.Fragment(items), orjson.Fragment(payments))
+        text = digests["json"] = orjson.dumps(data).decode()
+    return text
 
 
 def bill_from_dict(data: dict[str, Any]) -> Bill:

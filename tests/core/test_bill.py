@@ -1,10 +1,19 @@
 from dataclasses import replace
 
+import orjson
 import pytest
 
-from bridge.core.bill import BillItem, bill_from_dict, bill_to_dict, charges_part
+from bridge.core.bill import (
+    Bill,
+    BillItem,
+    BillPayment,
+    bill_from_dict,
+    bill_json_text,
+    bill_to_dict,
+    charges_part,
+)
 from bridge.core.money import Money
-from tests.core.factories import a_bill, paid
+from tests.core.factories import a_bill, later, paid
 
 
 def test_total_counts_options_per_unit_and_discounts():
@@ -56,3 +65,25 @@ def test_bill_round_trips_through_its_storage_dict():
     again = bill_from_dict(bill_to_dict(bill))
     assert again == bill
     assert again.version == bill.version
+
+
+def test_stored_text_carried_through_payments_is_the_whole_encoding() -> None:
+    """bill_json_text reuses the items' and payments' text from the bill a payment was made
+    on; it must still be exactly what encoding bill_to_dict whole gives, at every step (the
+    first bill, bills whose parent was never encoded, unicode, a closing payment)."""
+    bill = a_bill(items=(*a_bill().items, BillItem('Crème brûlée 日本 "q"', 1, 880, "CB")))
+    assert bill_json_text(bill) == whole(bill)
+    for i in range(12):
+        skipped = i % 4 == 3  # this bill's text is never made: its child starts afresh
+        payment = BillPayment(f"Zoë {i} \\ \u2028", 100 + i, i % 3 * 10, f"ref-{i}")
+        bill = bill.with_payment(payment, later(i + 1))
+        if not skipped:
+            assert bill_json_text(bill) == whole(bill)
+    closing = bill.with_payment(BillPayment("Cash", bill.balance.minor, 0, "end"), later(99))
+    assert closing.closed_at is not None
+    assert bill_json_text(closing) == whole(closing)
+    assert bill_from_dict(orjson.loads(bill_json_text(closing))) == closing
+
+
+def whole(bill: Bill) -> str:
+    return orjson.dumps(bill_to_dict(bill)).decode()
