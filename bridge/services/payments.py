@@ -14,7 +14,6 @@ The one way any platform's payment enters the bridge. The order of steps is the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from bridge.errors import (
     UnprocessableError,
     pos_offline,
 )
+from bridge.services.deadlines import Deadlines
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
 from bridge.store.payments import PaymentStore
@@ -110,6 +110,7 @@ class PaymentService:
         self._clock = clock
         self._wake_outbox = wake_outbox
         self._in_flight: set[tuple[str, str]] = set()
+        self._deadlines = Deadlines()
         self._snapshot_versions: dict[tuple[str, int], str] = {}
 
     # -- bills -----------------------------------------------------------------------------
@@ -332,8 +333,7 @@ class PaymentService:
     async def _pos_call(self, driver_name: str, call: Awaitable[T]) -> T:
         """Await a driver call with the POS deadline, and tell the health monitor."""
         try:
-            async with asyncio.timeout(self._settings.pos_timeout_s):
-                result = await call
+            result = await self._deadlines.run(call, self._settings.pos_timeout_s)
         except TimeoutError as exc:
             if isinstance(exc, PosTimeoutError):
                 await self._health.observe(driver_name, False, str(exc))
