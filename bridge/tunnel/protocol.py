@@ -222,6 +222,21 @@ class TunnelProtocol(Handshake):
         table = self._table("send a response head", Side.CLIENT)
         table.send_response_head(stream_id, status, make_headers(headers))
 
+    def send_response(
+        self,
+        stream_id: int,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+    ) -> None:
+        """Client: a complete answer in one call, as :meth:`send_response_head`,
+        :meth:`send_body` and :meth:`send_end` would send it (the same frames, in the same
+        order). A small body that fits one frame and both send windows is framed at once,
+        without a trip through the stream's queue; a larger one waits for windows as
+        :meth:`send_body` says. Dropped if the stream was cancelled."""
+        table = self._table("send a response head", Side.CLIENT)
+        table.send_response(stream_id, status, make_headers(headers), bytes(body))
+
     def send_body(self, stream_id: int, data: bytes) -> None:
         """Queue body bytes. They leave in BODY_CHUNKs within the frame limit and the stream's
         and connection's windows; the rest waits for WINDOW_UPDATEs. Stop reading the source

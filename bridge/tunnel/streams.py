@@ -163,6 +163,37 @@ class StreamTable:
         self._write(ResponseHead(stream_id, status, headers))
         stream.head_sent = True
 
+    def send_response(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
+        """RESPONSE_HEAD, the body and END_OF_BODY in one call: the frames and their order
+        are exactly those of :meth:`send_response_head`, :meth:`send_body` and
+        :meth:`send_end` in turn, without queueing the body. That holds when the body fits
+        one frame and both send windows: a ready stream after a flush is one a window holds
+        back, so the flush those calls run would frame this stream's bytes alone, at once.
+        Otherwise it takes that path."""
+        stream = self._sendable(stream_id, "send a response head")
+        if stream is None:
+            return
+        if stream.head_sent:
+            raise TunnelUsageError("send a response head", f"stream {stream_id} has one")
+        n = len(body)
+        if n > min(self.limits.max_frame_bytes, stream.send_window, self.send_window):
+            self.send_response_head(stream_id, status, headers)
+            self.send_body(stream_id, body)
+            self.send_end(stream_id)
+            return
+        self._write(ResponseHead(stream_id, status, headers))
+        stream.head_sent = True
+        if n:
+            self._write(BodyChunk(stream_id, body))
+            stream.send_window -= n
+            self.send_window -= n
+        stream.local_ended = True
+        self._write(EndOfBody(stream_id))
+        stream.end_written = True
+        if stream.remote_ended:
+            self._live.discard(stream_id)
+        self._forget_if_done(stream_id, stream)
+
     def send_body(self, stream_id: int, data: bytes) -> None:
         stream = self._sendable(stream_id, "send body", need_head=True)
         if stream is None or not data:

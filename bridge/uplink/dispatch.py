@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -144,14 +144,21 @@ class _Pipe(asyncio.Transport):
             self._finish(exc)
             return
         protocol = self.conn.protocol
-        for item in items:
-            if isinstance(item, Head):
-                protocol.send_response_head(self.sid, item.status, item.headers)
-            else:
-                protocol.send_body(self.sid, item)
-        if self.reader.done:
-            protocol.send_end(self.sid)
+        if self.reader.done and len(items) <= 2 and items and isinstance(items[0], Head):
+            # The whole answer in one write (a bill): one protocol call frames it all. Not
+            # for several body pieces (chunked): each went in its own BODY_CHUNK, and still does.
+            head, body = items[0], cast(bytes, items[1]) if len(items) == 2 else b""
+            protocol.send_response(self.sid, head.status, head.headers, body)
             self._finish(None)
+        else:
+            for item in items:
+                if isinstance(item, Head):
+                    protocol.send_response_head(self.sid, item.status, item.headers)
+                else:
+                    protocol.send_body(self.sid, item)
+            if self.reader.done:
+                protocol.send_end(self.sid)
+                self._finish(None)
         self.conn.kick()
         if not self._writing_paused and protocol.queued(self.sid) > self._limit:
             self._writing_paused = True
@@ -295,6 +302,5 @@ async def _feed(stream: TunnelStream, pipe: _Pipe, chunked: bool) -> None:
 
 def _answer(conn: TunnelConnection, sid: int, status: int, body: bytes) -> None:
     if conn.alive:
-        conn.protocol.send_response_head(sid, status, _JSON)
-        conn.protocol.send_body(sid, body)
-        conn.end_body(sid)
+        conn.protocol.send_response(sid, status, _JSON, body)
+        conn.kick()
