@@ -7,7 +7,8 @@ websockets' ``Protocol`` serves client and server:
 - ``frames``: the binary codec, frames to bytes and bytes, split anywhere, back to frames;
 - ``fields``: the fields inside a payload (integers, u16-counted strings and header lists),
   packed, and read back with every short or bad field a typed error;
-- ``streams``: stream states and flow-control windows;
+- ``streams``: the stream table: which streams exist, the flow-control rules and windows;
+- ``stream_state``: one stream's record (flags, windows, queued bytes) and its state;
 - ``handshake``: HELLO, WELCOME and the version both ends speak;
 - ``protocol``: :class:`~bridge.tunnel.protocol.TunnelProtocol`, the connection state machine
   the I/O layers drive (``receive_data`` → ``events_received``, ``send_*`` → ``data_to_send``);

@@ -56,7 +56,8 @@ from bridge.tunnel.messages import (
     WindowUpdate,
     make_headers,
 )
-from bridge.tunnel.streams import StreamState, StreamTable
+from bridge.tunnel.stream_state import StreamState
+from bridge.tunnel.streams import StreamTable
 
 __all__ = [
     "PROTOCOL_VERSIONS",

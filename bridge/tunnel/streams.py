@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
 
 from bridge.tunnel.errors import FlowControlError, StreamStateError, TunnelUsageError
 from bridge.tunnel.frames import FRAME_TYPES, Frame, FrameType
@@ -35,56 +33,9 @@ from bridge.tunnel.messages import (
     ResponseHead,
     WindowUpdate,
 )
+from bridge.tunnel.stream_state import StreamRecord, StreamState
 
 StreamFrame = WindowUpdate | RequestHead | ResponseHead | BodyChunk | EndOfBody | Cancel
-
-
-class StreamState(Enum):
-    OPEN = "open"
-    HALF_CLOSED_LOCAL = "half_closed_local"  # our END_OF_BODY is written; theirs may follow
-    HALF_CLOSED_REMOTE = "half_closed_remote"  # their END_OF_BODY arrived; we may still send
-    CLOSED = "closed"  # both bodies ended
-    CANCELLED = "cancelled"  # a CANCEL went one way; the other side's CANCEL is awaited
-
-
-@dataclass(slots=True, eq=False)
-class _Stream:
-    send_window: int
-    receive_window: int
-    head_sent: bool  # relay: its REQUEST_HEAD; client: its RESPONSE_HEAD
-    head_received: bool  # client: the REQUEST_HEAD; relay: the RESPONSE_HEAD
-    local_ended: bool = False  # send_end() called; END_OF_BODY waits behind queued bytes
-    end_written: bool = False
-    remote_ended: bool = False
-    cancelled: bool = False
-    scheduled: bool = False  # in the table's ready queue
-    queue: deque[memoryview] = field(default_factory=deque)
-    queued: int = 0  # body bytes accepted, not yet framed
-    unconsumed: int = 0  # body bytes delivered, not yet consumed
-    credit: int = 0  # consumed bytes not yet returned in a WINDOW_UPDATE
-
-    @property
-    def state(self) -> StreamState:
-        if self.cancelled:
-            return StreamState.CANCELLED
-        if self.end_written:
-            return StreamState.CLOSED if self.remote_ended else StreamState.HALF_CLOSED_LOCAL
-        return StreamState.HALF_CLOSED_REMOTE if self.remote_ended else StreamState.OPEN
-
-    def take(self, n: int) -> bytes:
-        """Remove the first ``n`` queued bytes; memoryviews keep this linear in ``n``."""
-        parts: list[memoryview] = []
-        self.queued -= n
-        while n:
-            head = self.queue[0]
-            if len(head) <= n:
-                parts.append(self.queue.popleft())
-                n -= len(head)
-            else:
-                parts.append(head[:n])
-                self.queue[0] = head[n:]
-                n = 0
-        return b"".join(parts)
 
 
 class StreamTable:
@@ -107,7 +58,7 @@ class StreamTable:
         self.limits = limits
         self._write = write
         self._emit = emit
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, StreamRecord] = {}
         #: Ids of the open and half-closed streams, kept as states change, so that
         #: ``open_count`` (asked on every new stream) does not scan every stream.
         self._live: set[int] = set()
@@ -120,7 +71,7 @@ class StreamTable:
 
     # -- what the protocol asks about --------------------------------------------------------
 
-    def get(self, stream_id: int) -> _Stream | None:
+    def get(self, stream_id: int) -> StreamRecord | None:
         return self._streams.get(stream_id)
 
     def was_opened(self, stream_id: int) -> bool:
@@ -347,7 +298,7 @@ class StreamTable:
         self._emit(frame)
         self._forget_if_done(sid, stream)
 
-    def _receive_cancel(self, frame: Cancel, stream: _Stream | None) -> None:
+    def _receive_cancel(self, frame: Cancel, stream: StreamRecord | None) -> None:
         sid = frame.stream_id
         self._live.discard(sid)
         if stream is not None and stream.cancelled:
@@ -361,18 +312,20 @@ class StreamTable:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _new(self, *, head_sent: bool, head_received: bool) -> _Stream:
+    def _new(self, *, head_sent: bool, head_received: bool) -> StreamRecord:
         window = self.limits.initial_stream_window
-        return _Stream(window, window, head_sent=head_sent, head_received=head_received)
+        return StreamRecord(window, window, head_sent=head_sent, head_received=head_received)
 
-    def _known(self, stream_id: int, kind: FrameType) -> _Stream | None:
+    def _known(self, stream_id: int, kind: FrameType) -> StreamRecord | None:
         """The stream, ``None`` if it has ended here; an id never opened fails the connection."""
         stream = self._streams.get(stream_id)
         if stream is None and not self.was_opened(stream_id):
             raise StreamStateError(stream_id, kind, "no such stream was opened")
         return stream
 
-    def _sendable(self, stream_id: int, action: str, need_head: bool = False) -> _Stream | None:
+    def _sendable(
+        self, stream_id: int, action: str, need_head: bool = False
+    ) -> StreamRecord | None:
         """The stream to write to, or ``None`` if it was cancelled or has ended (the write is
         dropped: a cancel may cross the application's write)."""
         stream = self._streams.get(stream_id)
@@ -388,13 +341,13 @@ class StreamTable:
             raise TunnelUsageError(action, f"stream {stream_id}: send the response head first")
         return stream
 
-    def _schedule(self, stream_id: int, stream: _Stream) -> None:
+    def _schedule(self, stream_id: int, stream: StreamRecord) -> None:
         if not stream.scheduled:
             stream.scheduled = True
             self._ready.append(stream_id)
         self.flush()
 
-    def _release(self, stream: _Stream) -> None:
+    def _release(self, stream: StreamRecord) -> None:
         """Drop a cancelled stream's queue and return its unconsumed bytes' credit."""
         stream.queue.clear()
         stream.queued = 0
@@ -409,7 +362,7 @@ class StreamTable:
             self.receive_window += self._credit
             self._credit = 0
 
-    def _forget_if_done(self, stream_id: int, stream: _Stream) -> None:
+    def _forget_if_done(self, stream_id: int, stream: StreamRecord) -> None:
         # A closed stream stays while the application still holds some of its bytes, so that
         # consumed() can return their connection credit.
         if stream.end_written and stream.remote_ended and not stream.unconsumed:

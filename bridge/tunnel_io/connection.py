@@ -43,7 +43,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
 )
 from bridge.tunnel.protocol import SEND_EOF, ConnectionState, TunnelProtocol
-from bridge.tunnel.streams import StreamState
+from bridge.tunnel.stream_state import StreamState
 from bridge.tunnel_io.stream import StreamCancelledError, TunnelGoneError, TunnelStream
 
 logger = logging.getLogger(__name__)
