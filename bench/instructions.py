@@ -51,13 +51,14 @@ from bench.payments import run_level  # noqa: E402
 START_UNDER_VALGRIND_S = 240.0
 
 
-def under_callgrind(argv: list[str], out_file: Path) -> list[str]:
-    """``argv`` under callgrind, counting nothing until ``callgrind_control -i on``, its
-    output (and each dump's, suffixed ``.1``, ``.2``, …) in ``out_file``."""
+def under_callgrind(argv: list[str], out_file: Path, *, from_start: bool = False) -> list[str]:
+    """``argv`` under callgrind, counting nothing until ``callgrind_control -i on`` (or, with
+    ``from_start``, everything), its output (and each dump's, suffixed ``.1``, ``.2``, …) in
+    ``out_file``."""
     return [
         "valgrind",
         "--tool=callgrind",
-        "--instr-atstart=no",
+        *([] if from_start else ["--instr-atstart=no"]),
         f"--callgrind-out-file={out_file}",
         *argv,
     ]

@@ -40,7 +40,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
 from bench.common import child_env  # noqa: E402  (after the sys.path fix for script runs)
-from bench.instructions import callgrind_total  # noqa: E402
+from bench.instructions import callgrind_total, under_callgrind  # noqa: E402
 from bridge.core.bill import Bill, BillItem, BillPayment  # noqa: E402
 from bridge.core.idempotency import StoredResponse  # noqa: E402
 from bridge.core.money import Money  # noqa: E402
@@ -123,21 +123,10 @@ def counted(payments: int, concurrency: int) -> int:
     """Instructions of a whole ``--run`` process under callgrind."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         folder = Path(tmp)
+        argv = [sys.executable, "-m", "bench.store", "--run", str(payments)]
+        argv += ["--concurrency", str(concurrency), "--folder", str(folder)]
         subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={folder / 'callgrind.out'}",
-                sys.executable,
-                "-m",
-                "bench.store",
-                "--run",
-                str(payments),
-                "--concurrency",
-                str(concurrency),
-                "--folder",
-                str(folder),
-            ],
+            under_callgrind(argv, folder / "callgrind.out", from_start=True),
             check=True,
             capture_output=True,
             timeout=600,
