@@ -38,7 +38,7 @@ def level_location(concurrency: int, index: int) -> str:
     return f"bench-{index}-c{concurrency}"
 
 
-def write_config(folder: Path, locations: list[str], port: int = 0) -> Path:
+def write_config(folder: Path, locations: list[str], port: int = 0, workers: int = 0) -> Path:
     lines = [
         "[bridge]",
         f"data_dir = {json.dumps(str(folder / 'data'))}",
@@ -48,6 +48,7 @@ def write_config(folder: Path, locations: list[str], port: int = 0) -> Path:
         "[server]",
         'host = "127.0.0.1"',
         f"port = {port}",
+        f"workers = {workers}",
         "",
         "[drivers.sim]",
         'url = "simulator:"',
@@ -136,8 +137,9 @@ class Bridge(ServerProcess):
             os.kill(self.pid, signal.SIGUSR2)
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: the main (event-loop) thread, the other threads, all."""
-        main = other = 0.0
+        """CPU seconds so far: the main (event-loop) thread, the other threads, the HTTP
+        worker processes (``[server] workers``), all."""
+        main = other = workers = 0.0
         task_dir = Path(f"/proc/{self.pid}/task")
         try:
             for task in task_dir.iterdir():
@@ -151,7 +153,21 @@ class Bridge(ServerProcess):
                     other += seconds
         except OSError:
             pass
-        return {"main": main, "other": other, "total": main + other}
+        for child in child_pids(self.pid):
+            try:
+                workers += cpu_seconds(Path(f"/proc/{child}/stat"))
+            except OSError:
+                continue
+        return {"main": main, "other": other, "workers": workers, "total": main + other + workers}
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (its HTTP workers), from ``/proc``."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
 
 
 # -- the machine and the code measured ---------------------------------------------------------

@@ -190,6 +190,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--python", default=None, help="interpreter for the bridge")
     parser.add_argument("--plain-bridge", action="store_true", help="run `-m bridge serve` as is")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="the bridge's [server] workers: HTTP worker processes (default 0, none)",
+    )
+    parser.add_argument(
         "--switch-interval",
         type=float,
         default=None,
@@ -231,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             "amount_minor": 1,
             "bridge": "plain" if args.plain_bridge else "serve_counted",
             "switch_interval_s": args.switch_interval,
+            "workers": args.workers,
         },
     }
     bridge: Bridge | None = None
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         before = bare_commit_rate(folder / "data", args.commits, args.bare_seconds)
         print(f"(a) bare commits/s: {before['commits_per_s']:.0f}")
         locations = [level_location(c, i) for i, c in enumerate(args.levels)]
-        config = write_config(folder, locations)
+        config = write_config(folder, locations, workers=args.workers)
         bridge = Bridge(
             bridge_python(args.python),
             config,

@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--native", action="store_true", help="py-spy: C frames too (blocking)")
     parser.add_argument("--no-cprofile", action="store_true")
     parser.add_argument("--python", default=None)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="[server] workers (profiles the owner)"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 60 or not 1 <= args.concurrency <= 1024:
         parser.error("--duration in (0, 60], --concurrency in [1, 1024]")
@@ -281,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="profile-", dir=RESULTS))
     (folder / "data").mkdir()
     locations = [level_location(args.concurrency, i) for i in range(2)]
-    bridge = Bridge(python, write_config(folder, locations), folder, plain=False)
+    bridge = Bridge(
+        python, write_config(folder, locations, workers=args.workers), folder, plain=False
+    )
     report: dict[str, Any] = {"concurrency": args.concurrency, "duration_s": args.duration}
     try:
         bridge.start()

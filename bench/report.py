@@ -27,12 +27,13 @@ NOISY_OTHERS_PCT = 25.0
 def summarise(result: dict[str, Any], start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
     wall = end["wall"] - start["wall"]
     ok = result["ok"]
-    cpu = {k: end["cpu"][k] - start["cpu"][k] for k in ("main", "other", "total")}
+    cpu = {k: end["cpu"][k] - start["cpu"][k] for k in ("main", "other", "workers", "total")}
     busy = end["machine"][0] - start["machine"][0]
     total = end["machine"][1] - start["machine"][1]
     result["bridge_cpu"] = {
         "main_thread_pct": 100 * cpu["main"] / wall,
         "other_threads_pct": 100 * cpu["other"] / wall,
+        "workers_pct": 100 * cpu["workers"] / wall,
         "ms_per_payment": 1000 * cpu["total"] / ok if ok else None,
         "main_thread_ms_per_payment": 1000 * cpu["main"] / ok if ok else None,
     }
@@ -94,6 +95,7 @@ def print_table(report: dict[str, Any]) -> None:
     head = (
         f"{'conc':>5} {'pay/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>6}"
         f" {'commit/pay':>10} {'write/pay':>9} {'batch':>6} {'loop%':>6} {'sqlite%':>7}"
+        f" {'workers%':>8}"
         f" {'sqlbusy%':>8} {'cpu ms/pay':>10} {'client%':>7} {'client us/req':>13}"
         f" {'machine%':>8} {'others%':>7}"
     )
@@ -110,6 +112,7 @@ def print_table(report: dict[str, Any]) -> None:
             f" {fmt(gc.get('commits_per_payment'), '.2f'):>10}"
             f" {fmt(gc.get('writes_per_payment'), '.2f'):>9} {fmt(gc.get('mean_batch'), '.1f'):>6}"
             f" {cpu['main_thread_pct']:>6.0f} {cpu['other_threads_pct']:>7.0f}"
+            f" {cpu['workers_pct']:>8.0f}"
             f" {fmt(sql.get('busy_pct'), '.0f'):>8} {fmt(cpu['ms_per_payment'], '.2f'):>10}"
             f" {level['client_cpu_pct']:>7.0f}"
             f" {fmt(level['client_cpu_us_per_request'], '.0f'):>13}"
@@ -131,7 +134,8 @@ def print_table(report: dict[str, Any]) -> None:
         )
     print(
         "loop% = CPU of the bridge's event-loop thread, sqlite% = CPU of its other threads (the"
-        " SQLite worker), in % of one core;\nsqlbusy% = wall time in batches (statements, on"
+        " SQLite worker), workers% = CPU of its HTTP worker processes, in % of one core;\n"
+        "sqlbusy% = wall time in batches (statements, on"
         " the loop), commits and reads (SQLite thread: fsync, GIL waits); commit/pay = fsyncs"
         " per payment;\n"
         "client% = the load generator's CPU; machine% = all processes, out of"

@@ -21,6 +21,7 @@ from bridge.config import Config
 from bridge.http import admin
 from bridge.http.middleware import error_middleware
 from bridge.platforms.loke import routes as loke_routes
+from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.platforms.loke.openapi import openapi_document
 from bridge.runtime import RUNTIME, Runtime
@@ -84,6 +85,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
     )
     runtime = Runtime(config=config, clock=clock, started_at=clock())
     app[RUNTIME] = runtime
+    app[LOKE_BACKEND] = LocalLokeBackend(runtime)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_drivers)
     app.cleanup_ctx.append(_services)

@@ -29,6 +29,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8787
     max_body_bytes: int = 64 * 1024
+    #: HTTP worker processes in front of this one (``bridge/workers/``); 0 serves HTTP here.
+    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         host=server_t.text("host", "127.0.0.1"),
         port=server_t.integer("port", 8787, 0, 65535) or 0,
         max_body_bytes=server_t.integer("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) or 0,
+        workers=_workers(server_t),
     )
     server_t.done()
 
@@ -186,6 +189,13 @@ def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _workers(section: TomlTable) -> int:
+    workers = section.integer("workers", 0, 0, 64) or 0
+    if workers and os.name != "posix":
+        raise ConfigError("server.workers", "HTTP workers need a POSIX system; use 0 here")
+    return workers
 
 
 def _relay_url(url: str, key: str) -> str:

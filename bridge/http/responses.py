@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bridge.answers import Answer
+
 
 def json_response(
     data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
@@ -28,6 +30,17 @@ def json_response(
         body=orjson.dumps(data),
         status=status,
         headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def answer_response(answer: Answer) -> web.Response:
+    """An :class:`Answer` rendered elsewhere (the owner process, or a service) as a response."""
+    return web.Response(
+        body=answer.body,
+        status=answer.status,
+        headers=answer.headers,
         content_type="application/json",
         charset="utf-8",
     )

@@ -27,6 +27,8 @@ FINAL_REFUSALS = frozenset(
 )
 
 CUT = (aiohttp.ClientError, TimeoutError)  # no HTTP answer: the request must be sent again
+#: 503s a platform retries: the POS is away, or the bridge (an HTTP worker's owner) restarts.
+RETRY_LATER = frozenset({"pos_offline", "bridge_restarting"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,7 @@ class CrashLoad:
         self.ledger = Ledger()
         self.kills = 0
         self.kills_with_posts_in_flight = 0
+        self.worker_kills = 0  # HTTP workers killed (the bridge restarts them itself)
         self.restart_s: list[float] = []
         self.flips: Counter[str] = Counter()
         self.generation = 0  # bumped by every restart: the simulated POS is online again
@@ -228,7 +231,7 @@ class CrashLoad:
             body = _json(text)
             if status == 200 and body is not None:
                 return body
-            if status == 503 and body and body.get("error") == "pos_offline":
+            if status == 503 and body and body.get("error") in RETRY_LATER:
                 self.ledger.events["get 503"] += 1
                 await asyncio.sleep(0.05)
                 continue
@@ -260,7 +263,7 @@ class CrashLoad:
                 self.ledger.events["409 in_progress"] += 1
                 await asyncio.sleep(0.1)
                 continue
-            if status == 503 and code == "pos_offline":
+            if status == 503 and code in RETRY_LATER:
                 self.ledger.events["post 503"] += 1
                 await asyncio.sleep(0.1)
                 continue
@@ -371,6 +374,9 @@ class CrashLoad:
             while self.kills < kills and not self._late():
                 await asyncio.sleep(rng.uniform(0.4, 1.4))
                 await self._until(lambda: self.ledger.posts_in_flight > 0, 3.0)
+                if self.bridge.workers and self.kills % 2:  # every other time a worker dies first
+                    self.worker_kills += await self.bridge.kill9_worker(rng)
+                    await asyncio.sleep(rng.uniform(0, 0.3))
                 in_flight = self.ledger.posts_in_flight
                 await self.bridge.kill9()
                 self.kills += 1

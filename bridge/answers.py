@@ -1,0 +1,30 @@
+"""An operation's rendered answer, the same whichever process renders and sends it.
+
+Why rendered bytes and not objects: with HTTP workers (``bridge/workers/``) the owner renders
+and a worker only relays, so what crosses between them is exactly what the platform gets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from bridge.errors import ApiError
+
+
+class Answer(NamedTuple):
+    """What the platform receives: status, the JSON body's bytes, extra headers."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
+
+
+def json_answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, orjson.dumps(data), headers)
+
+
+def error_answer(error: ApiError) -> Answer:
+    """The bytes ``bridge/http/middleware.py`` sends for ``error``."""
+    return Answer(error.status, orjson.dumps(error.body()), error.headers or None)

@@ -1,0 +1,1 @@
+"""HTTP worker processes in front of one owner process (``docs/scaling.md``)."""

@@ -1,0 +1,89 @@
+"""The owner's end of a worker's channel: each call runs on this process's LOKE backend.
+
+A call's task is not cancelled when its worker goes away: a payment being taken finishes
+(stored, applied or queued, its answer kept for the platform's retry) exactly as it does
+when a platform hangs up on the bridge's own HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from bridge.answers import Answer, error_answer, json_answer
+from bridge.core.money import Money
+from bridge.core.rules import PaymentClaim
+from bridge.errors import ApiError
+from bridge.platforms.loke.backend import LokeBackend
+from bridge.platforms.loke.contract import PaymentBody
+from bridge.workers import frames
+from bridge.workers.frames import ChannelProtocolError, FrameReader
+
+logger = logging.getLogger(__name__)
+
+_INTERNAL = json_answer(
+    {"error": "internal_error", "message": "the bridge failed; it was logged", "details": {}},
+    500,
+)
+
+
+class OwnerEndpoint(asyncio.Protocol):
+    """Serves one worker's calls; ``on_hello`` runs when the worker says it serves."""
+
+    def __init__(self, backend: LokeBackend, on_hello: Callable[[], None]) -> None:
+        self._backend = backend
+        self._on_hello = on_hello
+        self._reader = FrameReader()
+        self._transport: asyncio.Transport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self._reader.feed(data)
+        except ChannelProtocolError as exc:
+            logger.error("worker channel: %s; closing it", exc)
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        for kind, call_id, payload in received:
+            if kind == frames.HELLO:
+                self._on_hello()
+                continue
+            task = asyncio.create_task(self._serve(kind, call_id, payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    async def _serve(self, kind: int, call_id: int, payload: bytes) -> None:
+        try:
+            answer = await self._call(kind, frames.decode_args(payload))
+        except ApiError as error:
+            answer = error_answer(error)
+        except Exception:
+            logger.exception("worker call of kind %d failed", kind)
+            answer = _INTERNAL
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(frames.encode_answer(call_id, answer))
+
+    async def _call(self, kind: int, args: list[Any]) -> Answer:
+        backend = self._backend
+        if kind == frames.PAYMENT:
+            location, table, payment_id, bill_ref, version, currency, amount, tip, label, fp = args
+            claim = PaymentClaim(bill_ref, version, Money(amount, currency), Money(tip, currency))
+            body = PaymentBody(payment_id, claim, label, fp)
+            return await backend.take_payment(location, table, body)
+        if kind == frames.BILL:
+            return await backend.open_bill(args[0], args[1])
+        if kind == frames.TABLES:
+            return await backend.tables(args[0])
+        if kind == frames.PAYMENT_STATUS:
+            return await backend.payment_status(args[0], args[1])
+        raise ChannelProtocolError(f"no call of kind {kind}")
