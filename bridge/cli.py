@@ -14,6 +14,7 @@ from pathlib import Path
 from bridge import __version__
 from bridge.config import load_config
 from bridge.toml_table import ConfigError
+from drivers.controls import MODES
 
 DEFAULT_CONFIG = "config.toml"
 DEFAULT_RELAY_CONFIG = "relay.toml"
@@ -42,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the simulator in process (default), or the POS emulator behind that real driver",
     )
 
-    sim = commands.add_parser("sim", help="switch the simulated POS online/offline/failing/lossy")
-    sim.add_argument("mode", choices=["online", "offline", "failing", "lossy"])
+    sim = commands.add_parser(
+        "sim", help="switch a driver's simulated POS (SimulatorControls) online/offline/..."
+    )
+    sim.add_argument("mode", choices=MODES)
     sim.add_argument("--latency-ms", type=int, default=None)
     sim.add_argument("--driver", default="main")
     sim.add_argument("--config", default=DEFAULT_CONFIG)

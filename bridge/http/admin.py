@@ -1,16 +1,19 @@
 """The technician's API: status, payments and their audit trails, simulator controls.
 
 Every route here needs the admin token (``Authorization: Bearer <bridge.admin_token>``).
+The ``/api/drivers/{driver}/simulator...`` routes serve any driver offering
+:class:`~drivers.controls.SimulatorControls` (not only the simulator), so this module knows
+no driver by name; a driver without it is 404 ``unknown_simulator``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
 import bridge
-from bridge.core.bill import BillItem, ItemKind
+from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
 from bridge.errors import BadRequestError, ConflictError, NotFoundError
 from bridge.http.auth import check_admin
@@ -18,8 +21,8 @@ from bridge.http.fields import Fields, parse_table_number
 from bridge.http.json_body import decode_json
 from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
 from bridge.runtime import RUNTIME, Runtime
+from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError
-from drivers.simulator.driver import MODES, SimulatorDriver
 
 routes = web.RouteTableDef()
 
@@ -134,23 +137,24 @@ async def payment_retry(request: web.Request) -> web.Response:
 
 async def _simulator_table(
     request: web.Request,
-) -> tuple[SimulatorDriver, int, str, Fields]:
-    """What every simulator table route reads first: driver, table, POS location, body."""
+) -> tuple[SimulatorControls, int, str, Fields]:
+    """What every simulator table route reads first: controls, table, POS location, body."""
     runtime = _admin(request)
-    driver = _simulator(runtime, request.match_info["driver"])
+    controls = _simulator(runtime, request.match_info["driver"])
     table = parse_table_number(request.match_info["table"])
     fields = await _json(request)
     location = fields.string("posLocation", required=False, max_len=128) or "1"
-    return driver, table, location, fields
+    return controls, table, location, fields
 
 
-def _simulator(runtime: Runtime, name: str) -> SimulatorDriver:
-    driver = runtime.drivers.get(name)
-    if not isinstance(driver, SimulatorDriver):
+def _simulator(runtime: Runtime, name: str) -> SimulatorControls:
+    """The named driver's controls; 404 if there is no such driver or it offers none."""
+    controls = simulator_controls(runtime.drivers.get(name))
+    if controls is None:
         raise NotFoundError(
             "unknown_simulator", f"no simulator driver named {name!r}", {"driver": name[:64]}
         )
-    return driver
+    return controls
 
 
 async def _json(request: web.Request) -> Fields:
@@ -161,35 +165,31 @@ async def _json(request: web.Request) -> Fields:
 async def simulator_mode(request: web.Request) -> web.Response:
     """Make the simulated POS ``online``, ``offline`` or ``failing``, optionally slow."""
     runtime = _admin(request)
-    driver = _simulator(runtime, request.match_info["driver"])
+    controls = _simulator(runtime, request.match_info["driver"])
     fields = await _json(request)
-    mode = fields.choice("mode", frozenset(MODES))
+    mode = fields.choice("mode", controls.modes() & frozenset(MODES))  # never beyond the API
     latency = fields.minor_units("latencyMs", required=False, minimum=0)
     fields.done()
     assert mode is not None
-    driver.set_mode(mode, latency)
+    setting = controls.set_mode(mode, latency)
     await runtime.health.probe_all()
     return web.json_response(
-        {
-            "driver": request.match_info["driver"],
-            "mode": mode,
-            "latencyMs": driver.control.latency_ms,
-        }
+        {"driver": request.match_info["driver"], "mode": mode, "latencyMs": setting.latency_ms}
     )
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/bill")
 async def simulator_seat(request: web.Request) -> web.Response:
     """Seat new guests: the table gets a fresh open bill if it has none."""
-    driver, table, location, fields = await _simulator_table(request)
+    controls, table, location, fields = await _simulator_table(request)
     fields.done()
-    return web.json_response(bill_json(_sim_call(lambda: driver.open_new_bill(location, table))))
+    return web.json_response(bill_json(_sim_call(lambda: controls.open_new_bill(location, table))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/items")
 async def simulator_add_item(request: web.Request) -> web.Response:
     """A waiter adds a line to the open bill (its version changes: payers must re-fetch)."""
-    driver, table, location, fields = await _simulator_table(request)
+    controls, table, location, fields = await _simulator_table(request)
     item = BillItem(
         name=fields.string("name", max_len=100) or "",
         quantity=fields.minor_units("quantity", required=False) or 1,
@@ -197,20 +197,21 @@ async def simulator_add_item(request: web.Request) -> web.Response:
         kind=ItemKind.ITEM,
     )
     fields.done()
-    return web.json_response(bill_json(_sim_call(lambda: driver.add_item(location, table, item))))
+    return web.json_response(bill_json(_sim_call(lambda: controls.add_item(location, table, item))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/till-payments")
 async def simulator_pay_at_till(request: web.Request) -> web.Response:
     """Staff take cash at the POS itself; the bridge only sees it by re-reading the bill."""
-    driver, table, location, fields = await _simulator_table(request)
+    controls, table, location, fields = await _simulator_table(request)
     amount = fields.minor_units("amount") or 0
     fields.done()
-    bill = _sim_call(lambda: driver.pay_at_till(location, table, amount))
+    bill = _sim_call(lambda: controls.pay_at_till(location, table, amount))
     return web.json_response(bill_json(bill))
 
 
-def _sim_call(call: Any) -> Any:
+def _sim_call(call: Callable[[], Bill]) -> Bill:
+    """The POS's refusal (no such table, no open bill) as 409 ``simulator_refused``."""
     try:
         return call()
     except DriverError as exc:

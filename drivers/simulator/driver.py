@@ -9,12 +9,13 @@ Options (``[drivers.<name>.options]``): ``tables`` (default 20), ``currency`` ("
 ``seed`` (1), ``latency_ms`` (0). Every location is seeded on first use with ``tables``
 tables, each with an open bill drawn from a small menu.
 
-Modes, switched by the admin API or ``pos-bridge sim``: ``online``; ``offline`` (every call
-raises :class:`PosOfflineError` and does nothing, as a POS that refuses connections);
-``failing`` (every call raises :class:`PosUnavailableError` and does nothing, as a POS that
-answers with errors); ``lossy`` (reads work, but a payment is applied and then its answer is
-lost: :class:`PosTimeoutError`, so the bridge must reconcile with :meth:`find_payment`); plus
-a latency added to every call.
+Modes, switched by the admin API or ``pos-bridge sim`` through its technician's controls
+(:class:`~drivers.controls.SimulatorControls`; it offers every mode): ``online``; ``offline``
+(every call raises :class:`PosOfflineError` and does nothing, as a POS that refuses
+connections); ``failing`` (every call raises :class:`PosUnavailableError` and does nothing,
+as a POS that answers with errors); ``lossy`` (reads work, but a payment is applied and then
+its answer is lost: :class:`PosTimeoutError`, so the bridge must reconcile with
+:meth:`find_payment`); plus a latency added to every call.
 
 Its records (tables, bills, payments, in SQLite behind caches) are ``book.py``.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from bridge.core.bill import Bill, BillItem
 from bridge.core.money import CURRENCIES, Money
@@ -36,6 +37,7 @@ from drivers.base import (
     PosPayment,
     Table,
 )
+from drivers.controls import MODES, ModeSetting, SimulatorControls
 from drivers.errors import (
     DriverConfigError,
     PaymentRefusedError,
@@ -47,8 +49,6 @@ from drivers.options import int_option, reject_unknown
 from drivers.simulator import model
 from drivers.simulator.book import PosBook
 from drivers.simulator.schema import pos_reference
-
-MODES = ("online", "offline", "failing", "lossy")
 
 _T = TypeVar("_T")
 
@@ -150,14 +150,18 @@ class SimulatorDriver:
             return DriverHealth(False, "simulated POS answers with errors", now)
         return DriverHealth(True, "simulated POS is online", now)
 
-    # -- technician controls (admin API, CLI, tests) -------------------------------------------
+    # -- technician controls: drivers.controls.SimulatorControls (admin API, CLI, tests) ------
 
-    def set_mode(self, mode: str, latency_ms: int | None = None) -> None:
+    def modes(self) -> frozenset[str]:
+        return frozenset(MODES)
+
+    def set_mode(self, mode: str, latency_ms: int | None = None) -> ModeSetting:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.control.mode = mode
         if latency_ms is not None:
             self.control.latency_ms = latency_ms
+        return ModeSetting(self.control.mode, self.control.latency_ms)
 
     def open_new_bill(self, location: str, table: int) -> Bill:
         """Seat new guests: close nothing, but open a fresh bill if the table has none."""
@@ -213,3 +217,7 @@ class SimulatorDriver:
         if wrote and self.control.mode == "lossy":
             raise PosTimeoutError("simulated POS applied it, but the answer was lost")
         return result
+
+
+if TYPE_CHECKING:  # mypy proves here that the simulator offers every control (else: an error)
+    _OFFERS_CONTROLS: type[SimulatorControls] = SimulatorDriver

@@ -41,6 +41,7 @@ CORE_FILES = sorted(
         ROOT / "bridge/platforms/loke/contract.py",
         ROOT / "bridge/platforms/loke/openapi_schemas.py",
         ROOT / "drivers/base.py",
+        ROOT / "drivers/controls.py",  # the optional controls capability, next to the interface
         ROOT / "drivers/errors.py",
         ROOT / "drivers/simulator/model.py",
         ROOT / "drivers/wire/messages.py",  # the catalogue every wire protocol carries

@@ -42,7 +42,7 @@ _COMMON = {
     "401": error_content("Missing or wrong credentials."),
 }
 _SIMULATOR = {
-    "404": error_content("unknown_simulator: no simulator driver of that name."),
+    "404": error_content("unknown_simulator: no driver of that name offering simulator controls."),
     "409": error_content("simulator_refused: no such table, or no open bill."),
 }
 
@@ -218,7 +218,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/drivers/{driver}/simulator": {
                 "post": {
                     "operationId": "simulatorMode",
-                    "summary": "Simulated POS: online/offline/failing, latency.",
+                    "summary": "Simulated POS: the modes its driver offers, latency.",
                     "security": _ADMIN_AUTH,
                     "parameters": [_path_param("driver")],
                     "requestBody": {
