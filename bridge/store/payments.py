@@ -114,7 +114,7 @@ class PaymentStore:
             if inserted.rowcount == 0:  # the payment exists: its replay record, or pruned
                 hit = read_idempotency(conn, payment.platform, payment.id)
                 return hit or IdempotencyHit("", None, expired=True)
-            insert_audits(conn, payment.platform, audits)
+            insert_audits(conn, payment, audits)
             if outbox_at is not None:
                 conn.execute(
                     "INSERT INTO outbox (platform, payment_id, next_attempt_at, claimed_at)"
@@ -166,7 +166,7 @@ class PaymentStore:
                         *key,
                     ),
                 )
-            insert_audits(conn, payment.platform, [audit])
+            insert_audits(conn, payment, [audit])
             change_outbox(conn, payment, outbox, next_attempt_at, error)
             if bill is not None:
                 save_snapshot(conn, payment.location_id, bill, payment.updated_at)
@@ -324,8 +324,9 @@ class PaymentStore:
         def work(conn: sqlite3.Connection) -> list[AuditRecord]:
             rows = conn.execute(
                 "SELECT payment_id, from_state, to_state, at, reason FROM payment_audit"
-                " WHERE platform = ? AND payment_id = ? ORDER BY seq",
-                (platform, payment_id),
+                " WHERE payment_created_at = (SELECT created_at FROM payments"
+                " WHERE platform = ? AND id = ?) AND platform = ? AND payment_id = ? ORDER BY seq",
+                (platform, payment_id, platform, payment_id),
             ).fetchall()
             return [
                 AuditRecord(

@@ -73,23 +73,26 @@ class IdempotencyHit:
 def _insert_audits_sql(rows: int) -> str:
     """The ``INSERT`` of ``rows`` audit rows, made once per count: the same string object
     each time is cheaper for ``sqlite3``'s statement cache than a new one to hash."""
-    placeholders = ",".join(["(?,?,?,?,?,?)"] * rows)
+    placeholders = ",".join(["(?,?,?,?,?,?,?)"] * rows)
     return (
-        "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at, reason)"
-        f" VALUES {placeholders}"
+        "INSERT INTO payment_audit (platform, payment_id, payment_created_at, from_state,"
+        f" to_state, at, reason) VALUES {placeholders}"
     )
 
 
-def insert_audits(conn: sqlite3.Connection, platform: str, audits: list[AuditRecord]) -> None:
+def insert_audits(conn: sqlite3.Connection, payment: Payment, audits: list[AuditRecord]) -> None:
     """One ``INSERT`` with a row per audit record (one or two per write): a single statement
-    is cheaper than ``executemany``'s per-row loop for so few rows."""
+    is cheaper than ``executemany``'s per-row loop for so few rows. Each row carries its
+    payment's ``created_at``, the lead of the index that finds a trail (migration 0004)."""
     if not audits:
         return
     values: list[object] = []
+    created_at = iso(payment.created_at)
     for audit in audits:
         values += (
-            platform,
+            payment.platform,
             audit.payment_id,
+            created_at,
             str(audit.from_state) if audit.from_state else None,
             str(audit.to_state),
             iso(audit.at),

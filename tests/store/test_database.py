@@ -10,7 +10,7 @@ import sqlite_utils
 
 from bridge.store.database import Database
 from bridge.store.migrations import MIGRATIONS
-from bridge.store.payments import PENDING_ON_BILL_SQL
+from bridge.store.payments import PENDING_ON_BILL_SQL, PaymentStore
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ async def test_migrations_are_recorded_and_run_once(tmp_path, db):
         "0001_payments_audit_idempotency_outbox",
         "0002_replay_record_in_payments",
         "0003_pending_bill_index_plain_audit_seq",
+        "0004_audit_index_in_payment_time_order",
     ]
     again = Database(tmp_path / "bridge.sqlite3")
     await again.open()
@@ -72,8 +73,8 @@ async def test_audit_rows_cannot_be_changed_or_deleted(db):
             "NULL,'t','t','h',NULL,NULL)"
         )
         c.execute(
-            "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at,"
-            " reason) VALUES ('loke','p',NULL,'received','t','r')"
+            "INSERT INTO payment_audit (platform, payment_id, payment_created_at, from_state,"
+            " to_state, at, reason) VALUES ('loke','p','t',NULL,'received','t','r')"
         )
 
     await db.write(setup)
@@ -144,12 +145,18 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
     db = Database(path)
     await db.open()
     try:
-        rows = await db.read(lambda c: c.execute("SELECT * FROM payment_audit").fetchall())
+        rows = await db.read(
+            lambda c: c.execute(
+                "SELECT seq, platform, payment_id, from_state, to_state, at, reason"
+                " FROM payment_audit"
+            ).fetchall()
+        )
 
         def add_audit(c: sqlite3.Connection) -> int | None:
             return c.execute(
-                "INSERT INTO payment_audit (platform, payment_id, from_state, to_state, at,"
-                " reason) VALUES ('loke','p','applying','applied','t','r') RETURNING seq"
+                "INSERT INTO payment_audit (platform, payment_id, payment_created_at, from_state,"
+                " to_state, at, reason) VALUES ('loke','p','t','applying','applied','t','r')"
+                " RETURNING seq"
             ).fetchone()[0]
 
         next_seq = await db.write(add_audit)
@@ -159,8 +166,8 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             await db.write(
                 lambda c: c.execute(
-                    "INSERT INTO payment_audit (platform, payment_id, to_state, at, reason)"
-                    " VALUES ('loke','nobody','received','t','r')"
+                    "INSERT INTO payment_audit (platform, payment_id, payment_created_at,"
+                    " to_state, at, reason) VALUES ('loke','nobody','t','received','t','r')"
                 )
             )
     finally:
@@ -170,6 +177,64 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
         (8, "loke", "p", "received", "applying", "t", "r"),
     ]
     assert next_seq == 9
+
+
+async def test_audit_rows_learn_their_payments_creation_time_and_are_found_by_it(tmp_path):
+    # A database made before 0004: the trail's index led with the (random) payment id.
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS.apply(
+        sqlite_utils.Database(conn, execute_plugins=False),
+        stop_before="0004_audit_index_in_payment_time_order",
+    )
+    for payment_id, created in (("p", "2026-01-01T10:00:00.000000Z"), ("q", "2026-01-02")):
+        conn.execute(
+            "INSERT INTO payments VALUES ('loke',?,'L',1,'B','v','AUD',1,0,'x','applied',"
+            "NULL,?,?,'h',NULL,NULL)",
+            (payment_id, created, created),
+        )
+    for seq, payment_id, to_state in (
+        (3, "p", "received"),
+        (5, "q", "received"),
+        (8, "p", "applied"),
+    ):
+        conn.execute(
+            "INSERT INTO payment_audit VALUES (?,'loke',?,NULL,?,?,'r')",
+            (seq, payment_id, to_state, "2026-01-03T00:00:00.000000+00:00"),
+        )
+    conn.close()
+
+    db = Database(path)
+    await db.open()
+    try:
+        rows = await db.read(
+            lambda c: c.execute(
+                "SELECT seq, payment_id, payment_created_at, to_state FROM payment_audit"
+            ).fetchall()
+        )
+        trail = await PaymentStore(db).audit_trail("loke", "p")
+        plan = await db.read(
+            lambda c: " ".join(
+                str(r[3])
+                for r in c.execute(
+                    "EXPLAIN QUERY PLAN SELECT seq FROM payment_audit WHERE payment_created_at = ?"
+                    " AND platform = ? AND payment_id = ? ORDER BY seq",
+                    ("t", "loke", "p"),
+                )
+            )
+        )
+        for statement in ("UPDATE payment_audit SET reason = 'x'", "DELETE FROM payment_audit"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                await db.write(lambda c, s=statement: c.execute(s))
+    finally:
+        await db.close()
+    assert [tuple(r) for r in rows] == [
+        (3, "p", "2026-01-01T10:00:00.000000Z", "received"),
+        (5, "q", "2026-01-02", "received"),
+        (8, "p", "2026-01-01T10:00:00.000000Z", "applied"),
+    ]
+    assert [str(a.to_state) for a in trail] == ["received", "applied"]
+    assert "payment_audit_by_payment" in plan
 
 
 async def test_pending_on_bill_reads_the_partial_index(db):
