@@ -11,14 +11,15 @@ import asyncio
 import itertools
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from bridge.answers import Answer
 from bridge.config import LocationConfig
 from bridge.errors import ServiceUnavailableError
 from bridge.platforms.loke.contract import PaymentBody
 from bridge.workers import frames
-from bridge.workers.frames import ChannelProtocolError, FrameReader
+from bridge.workers.channel import FramedChannel
+from bridge.workers.frames import ChannelProtocolError
 
 
 class OwnerGoneError(ServiceUnavailableError):
@@ -32,13 +33,12 @@ class OwnerGoneError(ServiceUnavailableError):
         )
 
 
-class OwnerChannel(asyncio.Protocol):
+class OwnerChannel(FramedChannel):
     """Calls to the owner, many in flight, answered in any order."""
 
     def __init__(self, on_lost: Callable[[], None]) -> None:
+        super().__init__()
         self._on_lost = on_lost
-        self._reader = FrameReader()
-        self._transport: asyncio.Transport | None = None
         self._calls: dict[int, asyncio.Future[Answer]] = {}
         self._ids = itertools.count(1)
 
@@ -47,9 +47,6 @@ class OwnerChannel(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         _, channel = await loop.create_unix_connection(lambda: cls(on_lost), sock=sock)
         return channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -61,11 +58,10 @@ class OwnerChannel(asyncio.Protocol):
                 if future is not None and not future.done():
                     future.set_result(frames.decode_answer(payload))
         except ChannelProtocolError:
-            if self._transport is not None:
-                self._transport.abort()
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+        super().connection_lost(exc)
         calls, self._calls = self._calls, {}
         for future in calls.values():
             if not future.done():
@@ -74,17 +70,16 @@ class OwnerChannel(asyncio.Protocol):
 
     def hello(self) -> None:
         """Tell the owner this worker's listener serves."""
-        if self._transport is not None:
-            self._transport.write(frames.encode_call(frames.HELLO, 0, []))
+        if self.open:
+            self.send(frames.encode_call(frames.HELLO, 0, []))
 
     async def call(self, kind: int, args: list[Any]) -> Answer:
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if not self.open:
             raise OwnerGoneError()
         call_id = next(self._ids) & 0xFFFFFFFF
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._calls[call_id] = future
-        transport.write(frames.encode_call(kind, call_id, args))
+        self.send(frames.encode_call(kind, call_id, args))
         try:
             return await future
         finally:

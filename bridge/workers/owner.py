@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from bridge.answers import Answer, error_answer, json_answer
 from bridge.core.money import Money
@@ -19,7 +19,8 @@ from bridge.errors import ApiError
 from bridge.platforms.loke.backend import LokeBackend
 from bridge.platforms.loke.contract import PaymentBody
 from bridge.workers import frames
-from bridge.workers.frames import ChannelProtocolError, FrameReader
+from bridge.workers.channel import FramedChannel
+from bridge.workers.frames import ChannelProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -29,26 +30,21 @@ _INTERNAL = json_answer(
 )
 
 
-class OwnerEndpoint(asyncio.Protocol):
+class OwnerEndpoint(FramedChannel):
     """Serves one worker's calls; ``on_hello`` runs when the worker says it serves."""
 
     def __init__(self, backend: LokeBackend, on_hello: Callable[[], None]) -> None:
+        super().__init__()
         self._backend = backend
         self._on_hello = on_hello
-        self._reader = FrameReader()
-        self._transport: asyncio.Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         try:
             received = self._reader.feed(data)
         except ChannelProtocolError as exc:
             logger.error("worker channel: %s; closing it", exc)
-            if self._transport is not None:
-                self._transport.abort()
+            self.abort()
             return
         for kind, call_id, payload in received:
             if kind == frames.HELLO:
@@ -58,9 +54,6 @@ class OwnerEndpoint(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-
     async def _serve(self, kind: int, call_id: int, payload: bytes) -> None:
         try:
             answer = await self._call(kind, frames.decode_args(payload))
@@ -69,9 +62,8 @@ class OwnerEndpoint(asyncio.Protocol):
         except Exception:
             logger.exception("worker call of kind %d failed", kind)
             answer = _INTERNAL
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frames.encode_answer(call_id, answer))
+        if self.open:
+            self.send(frames.encode_answer(call_id, answer))
 
     async def _call(self, kind: int, args: list[Any]) -> Answer:
         backend = self._backend
