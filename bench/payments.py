@@ -192,8 +192,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=0,
-        help="the bridge's [server] workers: HTTP worker processes (default 0, none)",
+        default=1,
+        help="the bridge's [server] workers: HTTP worker processes (default 1: one per spare"
+        " core of this 2-core machine; 0 serves HTTP in the owner itself)",
     )
     parser.add_argument(
         "--switch-interval",
