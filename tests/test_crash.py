@@ -46,16 +46,14 @@ from bridge.config import load_config
 from bridge.platforms.loke import PLATFORM
 from tests.conftest import config_data
 from tests.crash.load import (
-    Answer,
     CrashLoad,
     EmulatorSwitch,
-    PlannedBill,
     PosSwitch,
     SimulatorSwitch,
     admin_json,
-    plan_payments,
     until,
 )
+from tests.crash.plan import Answer, PlannedBill, plan_payments
 from tests.crash.process import HOST, BridgeProcess, EmulatorProcess, free_port, to_toml
 from tests.crash.verify import check_bridge, check_pos
 from tests.emulators import emulated_schemes, emulator_url

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bridge.core.bill import bill_from_dict
-from tests.crash.load import Answer, PlannedBill, PlannedPayment
+from tests.crash.plan import Answer, PlannedBill, PlannedPayment
 
 
 def _accepted(answer: Answer) -> bool:
