@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -83,14 +84,21 @@ async def test_audit_rows_cannot_be_changed_or_deleted(db):
             await db.write(lambda c, s=statement: c.execute(s))
 
 
+def migrated_until(
+    path: Path, stop_before: str, *, foreign_keys: bool = False
+) -> sqlite3.Connection:
+    """A database file as an older bridge left it: migrated up to ``stop_before``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    if foreign_keys:
+        conn.execute("PRAGMA foreign_keys=ON")
+    MIGRATIONS.apply(sqlite_utils.Database(conn, execute_plugins=False), stop_before=stop_before)
+    return conn
+
+
 async def test_replay_records_move_into_their_payments_rows(tmp_path):
     # A database made before 0002: the replay record in its own idempotency table.
     path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path, isolation_level=None)
-    MIGRATIONS.apply(
-        sqlite_utils.Database(conn, execute_plugins=False),
-        stop_before="0002_replay_record_in_payments",
-    )
+    conn = migrated_until(path, "0002_replay_record_in_payments")
     for payment_id, state in (("answered", "applied"), ("waiting", "applying")):
         conn.execute(
             "INSERT INTO payments VALUES ('loke',?,'L',1,'B','v','AUD',1,0,'x',?,NULL,'t','t')",
@@ -125,12 +133,7 @@ async def test_replay_records_move_into_their_payments_rows(tmp_path):
 async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
     # A database made before 0003: payment_audit with AUTOINCREMENT, a full payments_bill index.
     path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys=ON")
-    MIGRATIONS.apply(
-        sqlite_utils.Database(conn, execute_plugins=False),
-        stop_before="0003_pending_bill_index_plain_audit_seq",
-    )
+    conn = migrated_until(path, "0003_pending_bill_index_plain_audit_seq", foreign_keys=True)
     conn.execute(
         "INSERT INTO payments VALUES ('loke','p','L',1,'B','v','AUD',1,0,'x','applying',"
         "NULL,'t','t','h',NULL,NULL)"
@@ -182,11 +185,7 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
 async def test_audit_rows_learn_their_payments_creation_time_and_are_found_by_it(tmp_path):
     # A database made before 0004: the trail's index led with the (random) payment id.
     path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path, isolation_level=None)
-    MIGRATIONS.apply(
-        sqlite_utils.Database(conn, execute_plugins=False),
-        stop_before="0004_audit_index_in_payment_time_order",
-    )
+    conn = migrated_until(path, "0004_audit_index_in_payment_time_order")
     for payment_id, created in (("p", "2026-01-01T10:00:00.000000Z"), ("q", "2026-01-02")):
         conn.execute(
             "INSERT INTO payments VALUES ('loke',?,'L',1,'B','v','AUD',1,0,'x','applied',"
