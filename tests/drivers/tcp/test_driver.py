@@ -156,12 +156,19 @@ async def test_refusals_and_unknown_tables_are_typed(driver: TcpDriver):
         await driver.get_open_bill("1", 99)
 
 
-async def test_pipelined_requests_on_one_connection(driver, emulator):
-    _, pos = emulator
-    pos.faults.delay_ms = 100  # every answer waits: only pipelining finishes 30 in time
-    bills = await asyncio.gather(*(driver.get_open_bill("1", 1 + i % 6) for i in range(30)))
-    assert [b.table for b in bills] == [1 + i % 6 for i in range(30)]
-    assert driver.exchange.connected and pos.requests_seen == 30
+async def test_pipelined_requests_on_one_connection(emulator):
+    url, pos = emulator
+    pos.faults.delay_ms = 100  # every answer waits: one at a time, 30 take 3 s
+    # Within 2 s each (20x what pipelined answers need, so a busy machine cannot fail it;
+    # answered one by one, the last ones would time out).
+    driver = tcp_driver(url, timeout_ms=2000, connect_timeout_ms=2000)
+    await driver.open()
+    try:
+        bills = await asyncio.gather(*(driver.get_open_bill("1", 1 + i % 6) for i in range(30)))
+        assert [b.table for b in bills] == [1 + i % 6 for i in range(30)]
+        assert driver.exchange.connected and pos.requests_seen == 30
+    finally:
+        await driver.close()
 
 
 async def test_nothing_listening_is_offline_and_retries_back_off():
