@@ -22,6 +22,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+#: The body of every answer to a bridge bug: logged with its trace, never sent one.
+INTERNAL_ERROR: dict[str, Any] = {
+    "error": "internal_error",
+    "message": "the bridge failed; it was logged",
+    "details": {},
+}
+
 
 class BridgeError(Exception):
     """Root of the bridge's own errors."""

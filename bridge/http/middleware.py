@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bridge.errors import ApiError
+from bridge.errors import INTERNAL_ERROR, ApiError
 from bridge.http.responses import json_response
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(body, status=exc.status, headers=headers)
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        body = {
-            "error": "internal_error",
-            "message": "the bridge failed; it was logged",
-            "details": {},
-        }
-        return json_response(body, status=500)
+        return json_response(INTERNAL_ERROR, status=500)

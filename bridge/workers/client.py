@@ -100,20 +100,7 @@ class OwnerLokeBackend:
         return await self._channel.call(frames.BILL, [location, table])
 
     async def take_payment(self, location: str, table: int, body: PaymentBody) -> Answer:
-        claim = body.claim
-        args = [
-            location,
-            table,
-            body.payment_id,
-            claim.bill_ref,
-            claim.bill_version,
-            claim.amount.currency,
-            claim.amount.minor,
-            claim.tip.minor,
-            body.label,
-            body.fingerprint,
-        ]
-        return await self._channel.call(frames.PAYMENT, args)
+        return await self._channel.call(frames.PAYMENT, frames.payment_args(location, table, body))
 
     async def payment_status(self, location: str, payment_id: str) -> Answer:
         return await self._channel.call(frames.PAYMENT_STATUS, [location, payment_id])

@@ -20,6 +20,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from bridge.answers import Answer
+from bridge.core.money import Money
+from bridge.core.rules import PaymentClaim
+from bridge.platforms.loke.contract import PaymentBody
 
 _HEADER = struct.Struct(">IIB")
 _ANSWER = struct.Struct(">HI")
@@ -51,6 +54,30 @@ class Frame(NamedTuple):
 def encode_call(kind: int, call_id: int, args: list[Any]) -> bytes:
     payload = orjson.dumps(args)
     return _HEADER.pack(len(payload), call_id, kind) + payload
+
+
+def payment_args(location: str, table: int, body: PaymentBody) -> list[Any]:
+    """A ``PAYMENT`` call's arguments, in the one order both ends read them."""
+    claim = body.claim
+    return [
+        location,
+        table,
+        body.payment_id,
+        claim.bill_ref,
+        claim.bill_version,
+        claim.amount.currency,
+        claim.amount.minor,
+        claim.tip.minor,
+        body.label,
+        body.fingerprint,
+    ]
+
+
+def payment_from_args(args: list[Any]) -> tuple[str, int, PaymentBody]:
+    """The location, table and payment of a ``PAYMENT`` call (:func:`payment_args`)."""
+    location, table, payment_id, bill_ref, version, currency, amount, tip, label, fp = args
+    claim = PaymentClaim(bill_ref, version, Money(amount, currency), Money(tip, currency))
+    return location, table, PaymentBody(payment_id, claim, label, fp)
 
 
 def decode_args(payload: bytes) -> list[Any]:

@@ -13,21 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.answers import Answer, error_answer, json_answer
-from bridge.core.money import Money
-from bridge.core.rules import PaymentClaim
-from bridge.errors import ApiError
+from bridge.errors import INTERNAL_ERROR, ApiError
 from bridge.platforms.loke.backend import LokeBackend
-from bridge.platforms.loke.contract import PaymentBody
 from bridge.workers import frames
 from bridge.workers.channel import FramedChannel
 from bridge.workers.frames import ChannelProtocolError
 
 logger = logging.getLogger(__name__)
 
-_INTERNAL = json_answer(
-    {"error": "internal_error", "message": "the bridge failed; it was logged", "details": {}},
-    500,
-)
+_INTERNAL = json_answer(INTERNAL_ERROR, 500)
 
 
 class OwnerEndpoint(FramedChannel):
@@ -68,10 +62,7 @@ class OwnerEndpoint(FramedChannel):
     async def _call(self, kind: int, args: list[Any]) -> Answer:
         backend = self._backend
         if kind == frames.PAYMENT:
-            location, table, payment_id, bill_ref, version, currency, amount, tip, label, fp = args
-            claim = PaymentClaim(bill_ref, version, Money(amount, currency), Money(tip, currency))
-            body = PaymentBody(payment_id, claim, label, fp)
-            return await backend.take_payment(location, table, body)
+            return await backend.take_payment(*frames.payment_from_args(args))
         if kind == frames.BILL:
             return await backend.open_bill(args[0], args[1])
         if kind == frames.TABLES:

@@ -58,7 +58,6 @@ class WorkerPool:
         self._slots: list[asyncio.Task[None]] = []
         self._processes: dict[int, Process] = {}
         self._serving: list[asyncio.Event] = []
-        self.restarts = 0
 
     @property
     def pids(self) -> list[int]:
@@ -120,7 +119,6 @@ class WorkerPool:
             await asyncio.sleep(delay)
             if self._stopping.is_set():
                 return
-            self.restarts += 1
             logger.error("HTTP worker %d exited (status %s); starting it again", slot, returncode)
             delay = min(delay * 2, RESTART_MAX_S)
 
