@@ -29,6 +29,7 @@ from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
 from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
+from bridge.services.snapshots import FLUSH_INTERVAL_S
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.toml_table import ConfigError
@@ -173,10 +174,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await runtime.payments.flush_snapshots()
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    """Periodic jobs: POS health probes, and forgetting replay records past retention."""
+    """Periodic jobs: POS health probes, writing the bills kept in memory
+    (``services/snapshots.py``), and forgetting replay records past retention."""
     runtime = app[RUNTIME]
     config = runtime.config
 
@@ -201,6 +204,14 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         hours=6,
         id="prune-idempotency",
         next_run_time=runtime.clock(),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        runtime.payments.flush_snapshots,
+        "interval",
+        seconds=FLUSH_INTERVAL_S,
+        id="bill-snapshots",
         max_instances=1,
         coalesce=True,
     )

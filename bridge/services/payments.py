@@ -38,6 +38,7 @@ from bridge.errors import (
 from bridge.services.deadlines import Deadlines
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
+from bridge.services.snapshots import BillSnapshots, slack
 from bridge.store.payments import PaymentStore
 from bridge.store.rows import IdempotencyHit
 from drivers.base import PaymentInstruction, PosDriver, Table
@@ -112,6 +113,7 @@ class PaymentService:
         self._in_flight: set[tuple[str, str]] = set()
         self._deadlines = Deadlines()
         self._snapshot_versions: dict[tuple[str, int], str] = {}
+        self._snapshots = BillSnapshots()
 
     # -- bills -----------------------------------------------------------------------------
 
@@ -150,8 +152,26 @@ class PaymentService:
         """Keep the bill a payer saw, to check payments against while the POS is away."""
         key = (location_id, bill.table)
         if self._snapshot_versions.get(key) != bill.version:
-            await self._store.save_bill_snapshot(location_id, bill, self._clock())
+            now = self._clock()
+            await self._store.save_bill_snapshot(location_id, bill, now)
             self._snapshot_versions[key] = bill.version
+            self._snapshots.written(location_id, bill, now)
+
+    async def flush_snapshots(self) -> None:
+        """Write the tables' bills kept in memory (``snapshots.py``); run periodically and
+        when the bridge stops."""
+        kept = self._snapshots.take_unwritten()
+        if kept:
+            bills = [(k.location_id, k.bill, k.seen_at) for k in kept]
+            await self._store.save_bill_snapshots(bills)
+
+    async def _last_bill_seen(self, location_id: str, table: int) -> tuple[Bill, datetime] | None:
+        """The newest copy of the table's bill: in the file, or kept in memory since."""
+        stored = await self._store.bill_snapshot(location_id, table)
+        kept = self._snapshots.newest(location_id, table)
+        if kept is not None and (stored is None or kept.seen_at > stored[1]):
+            return kept.bill, kept.seen_at
+        return stored
 
     # -- payments --------------------------------------------------------------------------
 
@@ -195,7 +215,7 @@ class PaymentService:
             now=now,
         )
         driver = self._driver(location)
-        online = True
+        seen_at: datetime | None = None  # when the bill was seen, if not just now
         try:
             bill = await self._pos_call(
                 location.driver, driver.get_open_bill(location.pos_location, request.table)
@@ -205,15 +225,21 @@ class PaymentService:
                 "unknown_table", f"there is no table {request.table} here", {"table": request.table}
             ) from exc
         except PosUnavailableError as exc:
-            online = False
-            bill = await self._store.bill_snapshot(location.loke_location_id, request.table)
-            if bill is None:
+            known = await self._last_bill_seen(location.loke_location_id, request.table)
+            if known is None:
                 raise pos_offline(
                     self._settings.retry_after_s,
                     "no earlier copy of this bill to check the payment against",
                 ) from exc
+            bill, seen_at = known
 
         pending = self._store.pending_on_bill(location.loke_location_id, claim.bill_ref)
+        if seen_at is not None:  # and what was applied since that copy (``snapshots.py``)
+            since = seen_at - slack(self._settings.pos_timeout_s)
+            applied = await self._store.applied_since(
+                location.loke_location_id, claim.bill_ref, since
+            )
+            pending = applied | pending
         try:
             check_payment(bill, claim, not_yet_on(bill, pending, claim.amount.currency))
         except PaymentRuleError as exc:
@@ -222,7 +248,7 @@ class PaymentService:
             earlier = await self._record(request, rejected, [received, audit], response, None)
             return earlier or PaymentOutcome(response)
 
-        if not online:
+        if seen_at is not None:  # the POS is away
             try:
                 check_offline_limits(
                     self._settings.offline_limits,
@@ -318,11 +344,13 @@ class PaymentService:
             pos_reference=receipt.pos_reference,
         )
         response = render.applied(applied, receipt.bill)
-        await self._store.save_transition(applied, audit, response=response, bill=receipt.bill)
-        if receipt.bill is not None:
-            self._snapshot_versions[(location.loke_location_id, receipt.bill.table)] = (
-                receipt.bill.version
-            )
+        bill = receipt.bill
+        if bill is not None:
+            location_id = location.loke_location_id
+            self._snapshot_versions[(location_id, bill.table)] = bill.version
+            if not self._snapshots.write_now(location_id, bill, now):
+                bill = None  # kept for the next flush
+        await self._store.save_transition(applied, audit, response=response, bill=bill)
         return PaymentOutcome(response)
 
     # -- helpers ---------------------------------------------------------------------------

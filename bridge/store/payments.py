@@ -40,6 +40,14 @@ PENDING_ON_BILL_SQL = (
     " state IN ('queued', 'applying')"
 )
 
+#: ``request_hash IS NOT NULL`` is spelled out for the same reason: it lets SQLite range-scan
+#: ``payments_replay_by_age`` (``created_at``, every payment within the replay retention).
+#: ``+state`` keeps it off ``payments_state``, which would walk every applied payment ever.
+APPLIED_SINCE_SQL = (
+    "SELECT id, amount FROM payments WHERE request_hash IS NOT NULL AND created_at >= ?"
+    " AND location_id = ? AND bill_ref = ? AND +state = 'applied'"
+)
+
 #: Replay records forgotten per write by :meth:`PaymentStore.prune_idempotency`.
 PRUNE_CHUNK = 500
 
@@ -374,12 +382,36 @@ class PaymentStore:
 
         await self.db.write(work)
 
-    async def bill_snapshot(self, location_id: str, table: int) -> Bill | None:
-        def work(conn: sqlite3.Connection) -> Bill | None:
+    async def bill_snapshot(self, location_id: str, table: int) -> tuple[Bill, datetime] | None:
+        """The table's bill as last written, and when it was seen."""
+
+        def work(conn: sqlite3.Connection) -> tuple[Bill, datetime] | None:
             row = conn.execute(
-                "SELECT data FROM bill_snapshots WHERE location_id = ? AND table_no = ?",
+                "SELECT data, seen_at FROM bill_snapshots WHERE location_id = ? AND table_no = ?",
                 (location_id, table),
             ).fetchone()
-            return bill_from_dict(json.loads(row[0])) if row else None
+            return (bill_from_dict(json.loads(row[0])), parse_iso(row[1])) if row else None
+
+        return await self.db.read(work)
+
+    async def save_bill_snapshots(self, bills: list[tuple[str, Bill, datetime]]) -> None:
+        """Deferred snapshots (location id, bill, seen at), in one transaction; each replaces
+        only an older one."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            for location_id, bill, seen_at in bills:
+                save_snapshot(conn, location_id, bill, seen_at, newer_only=True)
+
+        await self.db.write(work)
+
+    async def applied_since(
+        self, location_id: str, bill_ref: str, since: datetime
+    ) -> dict[str, int]:
+        """Payments on ``bill_ref`` applied on the POS and created at or after ``since``:
+        id → amount. Off the hot path (a payment taken while the POS is away)."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(APPLIED_SINCE_SQL, (iso(since), location_id, bill_ref)).fetchall()
+            return {row[0]: row[1] for row in rows}
 
         return await self.db.read(work)

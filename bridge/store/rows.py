@@ -124,13 +124,25 @@ def change_outbox(
         raise ValueError(f"unknown outbox change {change!r}")
 
 
-def save_snapshot(conn: sqlite3.Connection, location_id: str, bill: Bill, now: datetime) -> None:
-    conn.execute(
-        "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
-        " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
-        " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at",
-        (location_id, bill.table, bill.id, bill_json_text(bill), iso(now)),
-    )
+_SAVE_SNAPSHOT = (
+    "INSERT INTO bill_snapshots (location_id, table_no, bill_ref, data, seen_at)"
+    " VALUES (?,?,?,?,?) ON CONFLICT (location_id, table_no) DO UPDATE SET"
+    " bill_ref = excluded.bill_ref, data = excluded.data, seen_at = excluded.seen_at"
+)
+
+
+def save_snapshot(
+    conn: sqlite3.Connection,
+    location_id: str,
+    bill: Bill,
+    now: datetime,
+    *,
+    newer_only: bool = False,
+) -> None:
+    """The table's latest bill, seen at ``now``; with ``newer_only``, kept only if the stored
+    one was seen earlier (a deferred snapshot must not replace one written since)."""
+    sql = _SAVE_SNAPSHOT + " WHERE excluded.seen_at > seen_at" if newer_only else _SAVE_SNAPSHOT
+    conn.execute(sql, (location_id, bill.table, bill.id, bill_json_text(bill), iso(now)))
 
 
 def read_idempotency(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import json
+import sqlite3
 
 import pytest
 
 from bridge.app import create_app
 from bridge.config import parse_config
+from bridge.core.bill import bill_from_dict
 from bridge.runtime import RUNTIME
 from tests.conftest import (
     ADMIN_AUTH,
@@ -16,6 +20,7 @@ from tests.conftest import (
     config_data,
     fetch_bill,
     loke_url,
+    make_config,
     payment_body,
     set_mode,
 )
@@ -321,3 +326,54 @@ def test_a_payment_the_pos_took_but_did_not_confirm_is_not_counted_twice():
     pending = {"landed": 1000, "waiting": 300}
     assert not_yet_on(bill, pending, "AUD") == Money(300, "AUD")
     assert not_yet_on(None, pending, "AUD") == Money(1300, "AUD")
+
+
+async def test_offline_check_counts_payments_whose_snapshot_waits_in_memory(client):
+    bill = await fetch_bill(client, 9)
+    paid = bill["balance"] // 2
+    assert (await pay(client, 9, payment_body(bill, "on-1", paid)))[0] == 201
+    runtime = client.app[RUNTIME]
+    stored = await runtime.store.bill_snapshot("loc-main", 9)
+    assert stored is not None and stored[0].balance.minor == bill["balance"]  # write deferred
+    await set_mode(client, "offline")
+    left = bill["balance"] - paid
+    code, body, _ = await pay(client, 9, payment_body(bill, "off-1", left + 1))
+    assert (code, body["error"]) == (422, "amount_exceeds_balance")
+    assert (await pay(client, 9, payment_body(bill, "off-2", left)))[0] == 202
+
+
+async def test_offline_check_after_a_restart_counts_payments_applied_since_the_snapshot(
+    aiohttp_client, tmp_path
+):
+    # What a crash loses: the bills kept in memory. The first bridge is never stopped (its
+    # memory never reaches the file); a second one on the same data folder and POS state
+    # file is the restarted process.
+    config = make_config(tmp_path, drivers={"main": {"url": f"simulator://{tmp_path}/pos.db"}})
+    first = await aiohttp_client(create_app(config))
+    bill = await fetch_bill(first, 6)
+    paid = bill["balance"] // 3
+    assert (await pay(first, 6, payment_body(bill, "before-crash", paid)))[0] == 201
+    stored = await first.app[RUNTIME].store.bill_snapshot("loc-main", 6)
+    assert stored is not None and stored[0].balance.minor == bill["balance"]  # write deferred
+
+    second = await aiohttp_client(create_app(config))
+    await set_mode(second, "offline")
+    left = bill["balance"] - paid
+    code, body, _ = await pay(second, 6, payment_body(bill, "after-1", left + 1))
+    assert (code, body["error"]) == (422, "amount_exceeds_balance")
+    assert (await pay(second, 6, payment_body(bill, "after-2", left)))[0] == 202
+
+
+async def test_kept_snapshots_reach_the_file_when_the_bridge_stops(aiohttp_client, tmp_path):
+    config = make_config(tmp_path)
+    client = await aiohttp_client(create_app(config))
+    bill = await fetch_bill(client, 3)
+    assert (await pay(client, 3, payment_body(bill, "kept", 100)))[0] == 201
+    store = client.app[RUNTIME].store
+    assert (await store.bill_snapshot("loc-main", 3))[0].balance.minor == bill["balance"]
+    await client.close()  # a clean stop: the kept bill is written
+    with contextlib.closing(sqlite3.connect(config.database_path)) as conn:
+        (data,) = conn.execute(
+            "SELECT data FROM bill_snapshots WHERE location_id = 'loc-main' AND table_no = 3"
+        ).fetchone()
+    assert bill_from_dict(json.loads(data)).balance.minor == bill["balance"] - 100

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
+from bridge.core.bill import Bill, BillItem
 from bridge.store.database import Database
 from bridge.store.migrations import MIGRATIONS
-from bridge.store.payments import PENDING_ON_BILL_SQL, PaymentStore
+from bridge.store.payments import APPLIED_SINCE_SQL, PENDING_ON_BILL_SQL, PaymentStore
 
 
 @pytest.fixture
@@ -243,3 +245,25 @@ async def test_pending_on_bill_reads_the_partial_index(db):
         ]
     )
     assert any("payments_pending_on_bill" in step for step in plan), plan
+
+
+async def test_applied_since_reads_the_index_by_creation_time(db):
+    plan = await db.read(
+        lambda c: [
+            row[3]
+            for row in c.execute(f"EXPLAIN QUERY PLAN {APPLIED_SINCE_SQL}", ("2026", "L", "B"))
+        ]
+    )
+    assert any("payments_replay_by_age" in step for step in plan), plan
+
+
+async def test_a_deferred_snapshot_never_replaces_a_newer_one(db):
+    store = PaymentStore(db)
+    t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    older = Bill("B-1", 4, "AUD", (BillItem("Pizza", 1, 2600, "MP"),), t0, t0)
+    newer = Bill("B-1", 4, "AUD", (BillItem("Pizza", 2, 2600, "MP"),), t0, t0)
+    await store.save_bill_snapshot("L", newer, t0 + timedelta(seconds=2))
+    await store.save_bill_snapshots([("L", older, t0 + timedelta(seconds=1))])
+    assert await store.bill_snapshot("L", 4) == (newer, t0 + timedelta(seconds=2))
+    await store.save_bill_snapshots([("L", older, t0 + timedelta(seconds=3))])
+    assert await store.bill_snapshot("L", 4) == (older, t0 + timedelta(seconds=3))
