@@ -32,7 +32,7 @@ import json
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 WATCHDOG_S = 15.0
 MAX_ERROR_SAMPLES = 5
@@ -55,8 +55,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -80,20 +79,28 @@ class Connection(asyncio.Protocol):
             body = bytes(self._buf[self._head_len : self._need])
             del self._buf[: self._need]
             self._need = -1
-            waiter, self._waiter = self._waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_result((self._status, body))
+            self.answered(self._status, body)
+
+    def answered(self, status: int, body: bytes) -> None:
+        """A whole answer arrived (a subclass may take it without a future)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(HttpError(f"connection lost: {exc}"))
 
     def _fail(self, exc: Exception) -> None:
+        self.failed(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def failed(self, exc: Exception) -> None:
+        """The connection broke or sent what cannot be read (a subclass may take it)."""
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        if self.transport is not None:
-            self.transport.close()
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         if self.closed or self.transport is None:

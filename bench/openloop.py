@@ -8,10 +8,12 @@ The job names the target port, a path prefix (``""`` for the bridge itself, ``/v
 through the relay), the location, its bearer secret, the number of tables, the offered rate
 (requests/s), the warm-up and measured durations and a drain time.
 
-Open loop: request *i* is due at ``t0 + i / rate`` and is issued then whether or not earlier
-ones have been answered, so a slow server cannot slow the generator down (no coordinated
-omission). Each request takes an idle keep-alive connection from a pool, opens a new one if
-none is idle (up to ``max_connections``), or else waits for one. Its latency runs from the
+Open loop: request *i* is due at ``t0 + i / rate`` and is issued then (a timer every
+millisecond issues whatever is due; answers come back by callback, with no task or future per
+request, on uvloop) whether or not earlier ones have been answered, so a slow server cannot
+slow the generator down (no coordinated omission). Each request takes an idle keep-alive
+connection from a pool, opens a new one if none is idle (up to ``max_connections``), or
+else waits for one. Its latency runs from the
 time it was *due* to its answer, so any queueing (in the generator's pool, in the relay, in
 the bridge) is inside the figure. The generator's own lateness (actual send − due time) is
 reported too, to show when the generator itself, not the server, was the bottleneck.
@@ -29,16 +31,19 @@ parent reads the servers' CPU then). Every loop is bounded by the schedule's end
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from bench.loadgen import Connection, HttpError, connect
+from bench.loadgen import Connection
 
 MAX_ERROR_SAMPLES = 5
 
@@ -57,104 +62,189 @@ def _pct(values: list[int], p: float) -> float | None:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] / 1e6
 
 
-async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    host: str = spec.get("host", "127.0.0.1")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("openloop: only loopback targets are allowed")
-    port: int = spec["port"]
-    rate: float = spec["rate"]
-    warmup_s: float = spec["warmup_s"]
-    duration_s: float = spec["duration_s"]
-    drain_s: float = spec.get("drain_s", 10.0)
-    max_conns: int = spec.get("max_connections", 256)
-    base = f"{spec.get('prefix', '')}/loke/v1/locations/{spec['location']}/tables"
-    common = f"Host: {host}:{port}\r\nAuthorization: Bearer {spec['secret']}\r\n\r\n".encode()
-    raws = [
-        f"GET {base}/{t}/bill HTTP/1.1\r\n".encode() + common for t in range(1, spec["tables"] + 1)
-    ]
+class _Conn(Connection):
+    """A keep-alive connection that reports each answer to the generator by callback."""
 
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    open_conns: list[int] = [0]  # how many exist (idle or busy); a list to share it
-    all_conns: list[Connection] = []
-    for _ in range(min(spec.get("initial_connections", 32), max_conns)):
-        conn = await connect(host, port)
-        all_conns.append(conn)
-        idle.put_nowait(conn)
-        open_conns[0] += 1
+    def __init__(self, generator: _Generator) -> None:
+        super().__init__()
+        self.generator = generator
+        self.index = -1  # the request in flight, or -1
+
+    def send(self, index: int, raw: bytes) -> None:
+        self.index = index
+        assert self.transport is not None
+        self.transport.write(raw)
+
+    def answered(self, status: int, body: bytes) -> None:
+        index, self.index = self.index, -1
+        if index >= 0:
+            self.generator.answered(self, index, status, body)
+
+    def failed(self, exc: Exception) -> None:
+        index, self.index = self.index, -1
+        self.generator.broke(self, index, exc)
+
+
+class _Generator:
+    """Requests issued on schedule from a timer, answers taken by callback: no task, future
+    or queue per request, so the generator's own CPU per request (it shares the machine with
+    what it measures) is a small part of the figures."""
+
+    def __init__(self, spec: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.host: str = spec.get("host", "127.0.0.1")
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit("openloop: only loopback targets are allowed")
+        self.port: int = spec["port"]
+        self.rate: float = spec["rate"]
+        self.warmup_s: float = spec["warmup_s"]
+        self.duration_s: float = spec["duration_s"]
+        self.max_conns: int = spec.get("max_connections", 256)
+        base = f"{spec.get('prefix', '')}/loke/v1/locations/{spec['location']}/tables"
+        common = (
+            f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {spec['secret']}\r\n\r\n"
+        ).encode()
+        self.raws = [
+            f"GET {base}/{t}/bill HTTP/1.1\r\n".encode() + common
+            for t in range(1, spec["tables"] + 1)
+        ]
+        self.total = int(self.rate * (self.warmup_s + self.duration_s))
+        self.interval_ns = 1e9 / self.rate
+        self.t0 = 0
+        self.start_ns = 0
+        self.end_ns = 0
+        self.issued = 0
+        self.idle: list[_Conn] = []
+        self.waiting: collections.deque[int] = collections.deque()  # issued, no connection yet
+        self.live: set[_Conn] = set()
+        self.connecting = 0
+        self.max_open = 0
+        self.outstanding: set[int] = set()  # counted requests not yet answered
+        self.unfinished = 0  # issued requests not yet answered or failed
+        self.latencies: list[int] = []
+        self.lateness: list[int] = []
+        self.errors: Counter[str] = Counter()
+        self.samples: list[str] = []
+        self.ok_in_window = 0
+        self.done = loop.create_future()
+
+    def due(self, index: int) -> int:
+        return self.t0 + int(index * self.interval_ns)
+
+    def counted(self, index: int) -> bool:
+        return self.start_ns <= self.due(index) < self.end_ns
+
+    async def open_initial(self, count: int) -> None:
+        for _ in range(min(count, self.max_conns)):
+            conn = await self._connect()
+            self.idle.append(conn)
+
+    async def _connect(self) -> _Conn:
+        _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+        self.live.add(conn)
+        self.max_open = max(self.max_open, len(self.live) + self.connecting)
+        return conn
+
+    def tick(self) -> None:
+        """Issue every request now due; the timer runs every millisecond until all are (libuv
+        counts timers in whole milliseconds: a shorter delay is none, and spins)."""
+        now = time.perf_counter_ns()
+        due_now = min(self.total, int((now - self.t0) / self.interval_ns) + 1)
+        while self.issued < due_now:
+            self.issue(self.issued)
+            self.issued += 1
+        if self.issued < self.total:
+            self.loop.call_later(0.001, self.tick)
+        else:
+            self.check_done()
+
+    def issue(self, index: int) -> None:
+        self.unfinished += 1
+        if self.counted(index):
+            self.outstanding.add(index)
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                self.send(conn, index)
+                return
+            self.live.discard(conn)
+        self.waiting.append(index)
+        if len(self.live) + self.connecting < self.max_conns:
+            self.connecting += 1
+            self.loop.create_task(self._open_for_waiting())
+
+    async def _open_for_waiting(self) -> None:
+        try:
+            conn = await self._connect()
+        except OSError as exc:
+            self.connecting -= 1
+            if self.waiting:
+                self.finish(self.waiting.popleft(), f"connect {type(exc).__name__}", None)
+            return
+        self.connecting -= 1
+        self.next_for(conn)
+
+    def send(self, conn: _Conn, index: int) -> None:
+        if self.counted(index):
+            self.lateness.append(time.perf_counter_ns() - self.due(index))
+        conn.send(index, self.raws[index % len(self.raws)])
+
+    def next_for(self, conn: _Conn) -> None:
+        if self.waiting:
+            self.send(conn, self.waiting.popleft())
+        else:
+            self.idle.append(conn)
+
+    def answered(self, conn: _Conn, index: int, status: int, body: bytes) -> None:
+        done = time.perf_counter_ns()
+        if status == 200 and self.start_ns <= done < self.end_ns:
+            self.ok_in_window += 1
+        if self.counted(index):
+            if status == 200:
+                self.latencies.append(done - self.due(index))
+            else:
+                self.record_error(_error_kind(status, body), f"{status}: {body[:200]!r}")
+        self.outstanding.discard(index)
+        self.unfinished -= 1
+        self.next_for(conn)
+        self.check_done()
+
+    def broke(self, conn: _Conn, index: int, exc: Exception) -> None:
+        """``conn`` closed or failed, with request ``index`` in flight (-1: it was idle)."""
+        self.live.discard(conn)
+        if index >= 0:
+            self.finish(index, "transport", f"transport: {exc}")
+        if self.waiting and len(self.live) + self.connecting < self.max_conns:
+            self.connecting += 1
+            self.loop.create_task(self._open_for_waiting())
+
+    def finish(self, index: int, kind: str, sample: str | None) -> None:
+        if self.counted(index):
+            self.record_error(kind, sample)
+        self.outstanding.discard(index)
+        self.unfinished -= 1
+        self.check_done()
+
+    def record_error(self, kind: str, sample: str | None) -> None:
+        self.errors[kind] += 1
+        if sample is not None and len(self.samples) < MAX_ERROR_SAMPLES:
+            self.samples.append(sample)
+
+    def check_done(self) -> None:
+        if self.issued >= self.total and self.unfinished == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    gen = _Generator(spec, loop)
+    drain_s: float = spec.get("drain_s", 10.0)
+    await gen.open_initial(spec.get("initial_connections", 32))
 
     perf_ns = time.perf_counter_ns
-    interval_ns = 1e9 / rate
-    total = int(rate * (warmup_s + duration_s))
-    t0 = perf_ns() + 50_000_000
-    start_ns = t0 + int(warmup_s * 1e9)
-    end_ns = start_ns + int(duration_s * 1e9)
-    latencies: list[int] = []
-    lateness: list[int] = []
-    errors: Counter[str] = Counter()
-    samples: list[str] = []
-    ok_in_window = 0
-    outstanding: set[int] = set()  # counted requests not yet answered
-    max_open = open_conns[0]
-
-    async def take() -> Connection:
-        nonlocal max_open
-        while True:
-            if not idle.empty() or open_conns[0] >= max_conns:
-                conn = await idle.get()
-                if not conn.closed:
-                    return conn
-                open_conns[0] -= 1  # closed while idle (keep-alive timeout)
-                continue
-            open_conns[0] += 1
-            max_open = max(max_open, open_conns[0])
-            try:
-                conn = await connect(host, port)
-            except OSError:
-                open_conns[0] -= 1
-                raise
-            all_conns.append(conn)
-            return conn
-
-    async def one(index: int) -> None:
-        nonlocal ok_in_window
-        due = t0 + int(index * interval_ns)
-        counted = start_ns <= due < end_ns
-        if counted:
-            outstanding.add(index)
-        try:
-            conn = await take()
-        except OSError as exc:
-            outstanding.discard(index)
-            if counted:
-                errors[f"connect {type(exc).__name__}"] += 1
-            return
-        if counted:
-            lateness.append(perf_ns() - due)
-        try:
-            status, body = await conn.request(raws[index % len(raws)])
-        except HttpError as exc:
-            outstanding.discard(index)
-            open_conns[0] -= 1
-            if counted:
-                errors["transport"] += 1
-                if len(samples) < MAX_ERROR_SAMPLES:
-                    samples.append(f"transport: {exc}")
-            return
-        done = perf_ns()
-        outstanding.discard(index)
-        idle.put_nowait(conn)
-        if status == 200 and start_ns <= done < end_ns:
-            ok_in_window += 1
-        if not counted:
-            return
-        if status == 200:
-            latencies.append(done - due)
-        else:
-            errors[_error_kind(status, body)] += 1
-            if len(samples) < MAX_ERROR_SAMPLES:
-                samples.append(f"{status}: {body[:200].decode(errors='replace')}")
-
-    tasks: set[asyncio.Task[None]] = set()
+    gen.t0 = perf_ns() + 50_000_000
+    gen.start_ns = gen.t0 + int(gen.warmup_s * 1e9)
+    gen.end_ns = gen.start_ns + int(gen.duration_s * 1e9)
     cpu_marks: dict[str, float] = {}
 
     def mark(name: str) -> None:
@@ -162,45 +252,36 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         sys.stdout.write(f"MARK {name}\n")
         sys.stdout.flush()
 
-    loop = asyncio.get_running_loop()
-    loop.call_later(max(0.0, (start_ns - perf_ns()) / 1e9), mark, "start")
-    loop.call_later(max(0.0, (end_ns - perf_ns()) / 1e9), mark, "end")
-    issued = 0
-    while issued < total:
-        due_now = min(total, int((perf_ns() - t0) / interval_ns) + 1)
-        while issued < due_now:
-            task = asyncio.create_task(one(issued))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            issued += 1
-        await asyncio.sleep(0.0005)
-    sent_s = (perf_ns() - t0) / 1e9
+    loop.call_later(max(0.0, (gen.start_ns - perf_ns()) / 1e9), mark, "start")
+    loop.call_later(max(0.0, (gen.end_ns - perf_ns()) / 1e9), mark, "end")
+    loop.call_later(max(0.0, (gen.t0 - perf_ns()) / 1e9), gen.tick)
+    schedule_s = gen.warmup_s + gen.duration_s
+    # Bounded: the schedule, then the drain time for late answers.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(gen.done), schedule_s + 0.1 + drain_s)
+    sent_s = (perf_ns() - gen.t0) / 1e9 if gen.issued >= gen.total else schedule_s
     while not {"start", "end"} <= cpu_marks.keys():  # the window's end is ≤ 1 interval away
         await asyncio.sleep(0.001)
-    pending = set(tasks)
-    if pending:
-        await asyncio.wait(pending, timeout=max(0.0, drain_s))
-    if outstanding:
-        errors["unanswered"] += len(outstanding)
-    for task in pending:
-        task.cancel()
-    cpu_s = cpu_marks.get("end", time.process_time()) - cpu_marks.get("start", 0.0)
-    for conn in all_conns:
+    if gen.outstanding:
+        gen.errors["unanswered"] += len(gen.outstanding)
+    cpu_s = cpu_marks["end"] - cpu_marks["start"]
+    for conn in list(gen.live) + gen.idle:
         conn.close()
-    latencies.sort()
-    lateness.sort()
-    n_counted = int(rate * duration_s)
+    latencies = sorted(gen.latencies)
+    lateness = sorted(gen.lateness)
+    duration_s = gen.duration_s
+    n_counted = int(gen.rate * duration_s)
     return {
-        "rate": rate,
+        "rate": gen.rate,
         "prefix": spec.get("prefix", ""),
         "duration_s": duration_s,
-        "warmup_s": warmup_s,
+        "warmup_s": gen.warmup_s,
         "scheduled": n_counted,
         "ok": len(latencies),
-        "achieved_per_s": ok_in_window / duration_s,
-        "errors": sum(errors.values()),
-        "errors_by_kind": dict(errors),
-        "error_samples": samples,
+        "achieved_per_s": gen.ok_in_window / duration_s,
+        "errors": sum(gen.errors.values()),
+        "errors_by_kind": dict(gen.errors),
+        "error_samples": gen.samples,
         "latency_ms": {
             "p50": _pct(latencies, 50),
             "p90": _pct(latencies, 90),
@@ -209,10 +290,20 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         },
         "send_lateness_ms": {"p50": _pct(lateness, 50), "p99": _pct(lateness, 99)},
         "schedule_s": round(sent_s, 3),
-        "connections_max": max_open,
+        "connections_max": gen.max_open,
         "client_cpu_s": round(cpu_s, 3),
         "client_cpu_pct": round(100 * cpu_s / duration_s, 1),
     }
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (a dependency of the bridge): the generator's own CPU per
+    request is about half asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    result = asyncio.run(run(json.loads(args[0])))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        result = runner.run(run(json.loads(args[0])))
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0
