@@ -112,7 +112,6 @@ class PaymentService:
         self._wake_outbox = wake_outbox
         self._in_flight: set[tuple[str, str]] = set()
         self._deadlines = Deadlines()
-        self._snapshot_versions: dict[tuple[str, int], str] = {}
         self._snapshots = BillSnapshots()
 
     # -- bills -----------------------------------------------------------------------------
@@ -150,11 +149,9 @@ class PaymentService:
 
     async def _remember(self, location_id: str, bill: Bill) -> None:
         """Keep the bill a payer saw, to check payments against while the POS is away."""
-        key = (location_id, bill.table)
-        if self._snapshot_versions.get(key) != bill.version:
+        if not self._snapshots.is_known(location_id, bill):
             now = self._clock()
             await self._store.save_bill_snapshot(location_id, bill, now)
-            self._snapshot_versions[key] = bill.version
             self._snapshots.written(location_id, bill, now)
 
     async def flush_snapshots(self) -> None:
@@ -347,7 +344,6 @@ class PaymentService:
         bill = receipt.bill
         if bill is not None:
             location_id = location.loke_location_id
-            self._snapshot_versions[(location_id, bill.table)] = bill.version
             if not self._snapshots.write_now(location_id, bill, now):
                 bill = None  # kept for the next flush
         await self._store.save_transition(applied, audit, response=response, bill=bill)

@@ -57,11 +57,19 @@ class BillSnapshots:
         self._written: dict[tuple[str, int], tuple[str, datetime]] = {}
         #: Per table: a bill newer than the file's copy, waiting for :meth:`take_unwritten`.
         self._unwritten: dict[tuple[str, int], KnownBill] = {}
+        #: Per table: the version of the newest bill known (written or waiting).
+        self._versions: dict[tuple[str, int], str] = {}
+
+    def is_known(self, location_id: str, bill: Bill) -> bool:
+        """Whether this very bill (same version) is already written or waiting: a bill
+        fetched again unchanged needs no write."""
+        return self._versions.get((location_id, bill.table)) == bill.version
 
     def write_now(self, location_id: str, bill: Bill, now: datetime) -> bool:
         """Whether ``bill``, just received from the POS, goes to the file with the change
         being written; if not, it is kept here for the next flush."""
         key = (location_id, bill.table)
+        self._versions[key] = bill.version
         last = self._written.get(key)
         if (
             last is None
@@ -79,6 +87,7 @@ class BillSnapshots:
     def written(self, location_id: str, bill: Bill, now: datetime) -> None:
         """A snapshot of ``bill`` was written outside :meth:`write_now` (a bill fetch)."""
         key = (location_id, bill.table)
+        self._versions[key] = bill.version
         self._written[key] = (bill.id, now)
         self._unwritten.pop(key, None)
 

@@ -67,3 +67,15 @@ def test_take_unwritten_hands_over_each_kept_bill_once():
     assert sorted(k.bill.table for k in taken) == [1, 2]
     assert snapshots.take_unwritten() == []
     assert snapshots.newest("L", 1) is None
+
+
+def test_a_bill_fetched_again_unchanged_is_known_whether_written_or_waiting():
+    snapshots = BillSnapshots(interval_s=5)
+    bill = a_bill()
+    assert snapshots.is_known("L", bill) is False
+    snapshots.written("L", bill, seconds(0))
+    assert snapshots.is_known("L", bill) is True
+    paid = replace(bill, items=(*bill.items, BillItem("Coffee", 1, 450, "FW")))
+    assert snapshots.is_known("L", paid) is False
+    assert snapshots.write_now("L", paid, seconds(1)) is False  # waiting, yet known
+    assert snapshots.is_known("L", paid) is True
