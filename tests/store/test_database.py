@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,6 +99,17 @@ def migrated_until(
     return conn
 
 
+@contextlib.asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[Database]:
+    """The database at ``path`` opened (so migrated) by the bridge, closed on leaving."""
+    db = Database(path)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
 async def test_replay_records_move_into_their_payments_rows(tmp_path):
     # A database made before 0002: the replay record in its own idempotency table.
     path = tmp_path / "old.sqlite3"
@@ -112,9 +125,7 @@ async def test_replay_records_move_into_their_payments_rows(tmp_path):
     conn.execute("INSERT INTO idempotency VALUES ('loke','waiting','h2',NULL,NULL,'t')")
     conn.close()
 
-    db = Database(path)
-    await db.open()
-    try:
+    async with opened(path) as db:
         rows = await db.read(
             lambda c: c.execute(
                 "SELECT id, request_hash, answer_status, answer FROM payments ORDER BY id"
@@ -123,8 +134,6 @@ async def test_replay_records_move_into_their_payments_rows(tmp_path):
         tables = await db.read(
             lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master")]
         )
-    finally:
-        await db.close()
     assert [tuple(r) for r in rows] == [
         ("answered", "h1", 201, '{"status":"applied"}'),
         ("waiting", "h2", None, None),
@@ -147,9 +156,7 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
         )
     conn.close()
 
-    db = Database(path)
-    await db.open()
-    try:
+    async with opened(path) as db:
         rows = await db.read(
             lambda c: c.execute(
                 "SELECT seq, platform, payment_id, from_state, to_state, at, reason"
@@ -175,8 +182,6 @@ async def test_audit_rebuild_keeps_every_row_and_stays_append_only(tmp_path):
                     " to_state, at, reason) VALUES ('loke','nobody','t','received','t','r')"
                 )
             )
-    finally:
-        await db.close()
     assert [tuple(r) for r in rows] == [
         (3, "loke", "p", None, "received", "t", "r"),
         (8, "loke", "p", "received", "applying", "t", "r"),
@@ -205,9 +210,7 @@ async def test_audit_rows_learn_their_payments_creation_time_and_are_found_by_it
         )
     conn.close()
 
-    db = Database(path)
-    await db.open()
-    try:
+    async with opened(path) as db:
         rows = await db.read(
             lambda c: c.execute(
                 "SELECT seq, payment_id, payment_created_at, to_state FROM payment_audit"
@@ -227,8 +230,6 @@ async def test_audit_rows_learn_their_payments_creation_time_and_are_found_by_it
         for statement in ("UPDATE payment_audit SET reason = 'x'", "DELETE FROM payment_audit"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 await db.write(lambda c, s=statement: c.execute(s))
-    finally:
-        await db.close()
     assert [tuple(r) for r in rows] == [
         (3, "p", "2026-01-01T10:00:00.000000Z", "received"),
         (5, "q", "2026-01-02", "received"),
