@@ -18,7 +18,6 @@ A gap in the sequence (a dropped message) aborts the exchange: never a body with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,19 +42,9 @@ class Channel:
         self.ack_to: str | None = None  # where our acks for incoming chunks go
         self._expected = 1
         self._ended = False
-        self._sub: Any = None
 
-    async def open(self) -> Channel:
-        self._sub = await self.nc.subscribe(self.subject, cb=self._receive)
-        return self
-
-    async def close(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _receive(self, msg: Any) -> None:
+    def receive(self, msg: Any) -> None:
+        """One message for this inbox (routed here by :class:`Inboxes`)."""
         kind = (msg.headers or {}).get(KIND, "")
         if kind == "ack":
             if self.sender is not None:
@@ -130,3 +119,40 @@ class Sender:
 
     async def end(self) -> None:
         await self.publish("end", headers={SEQ: str(self.sent)})
+
+
+class Inboxes:
+    """Every exchange's inbox on this relay under one wildcard subscription.
+
+    Why not a subscription per exchange: each costs a SUB and an UNSUB on the wire and, in
+    nats-py, a subscription object with its own task, on both relays for every routed request;
+    one ``<prefix>.*`` subscription (as nats-py's own request/reply does for its replies)
+    routes each message to its channel by subject, a dict lookup.
+    """
+
+    def __init__(self, nc: Any, idle_s: float) -> None:
+        self.nc = nc
+        self.idle_s = idle_s
+        self._prefix = nc.new_inbox()
+        self._next = 0
+        self._channels: dict[str, Channel] = {}
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self._prefix + ".*", cb=self._route)
+
+    def open(self) -> Channel:
+        """A new inbox and its channel; :meth:`close` it when the exchange ends."""
+        self._next += 1
+        channel = Channel(self.nc, f"{self._prefix}.{self._next}", self.idle_s)
+        self._channels[channel.subject] = channel
+        return channel
+
+    def close(self, channel: Channel) -> None:
+        """Messages still arriving for ``channel`` are dropped from now on."""
+        self._channels.pop(channel.subject, None)
+
+    async def _route(self, msg: Any) -> None:
+        channel = self._channels.get(msg.subject)
+        if channel is not None:
+            channel.receive(msg)

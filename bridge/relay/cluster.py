@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import nats
@@ -34,7 +34,7 @@ import nats.errors
 from aiohttp import web
 
 from bridge.errors import ApiError, BadGatewayError
-from bridge.relay.chunks import KIND, Channel, ExchangeBrokenError, Sender
+from bridge.relay.chunks import KIND, Channel, ExchangeBrokenError, Inboxes, Sender
 from bridge.relay.config import NatsConfig, RelayLimits
 from bridge.relay.proxy import (
     TunnelExchange,
@@ -75,6 +75,7 @@ class Cluster:
         self.registry = registry
         self.limits = limits
         self.nc: Any = None
+        self.inboxes: Inboxes | None = None
         self._subs: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -93,6 +94,8 @@ class Cluster:
             limit = self.nc.max_payload
             await self.nc.close()
             raise ValueError(f"nats.chunk_bytes must be under the server's max_payload {limit}")
+        self.inboxes = Inboxes(self.nc, self.limits.request_timeout_s)
+        await self.inboxes.start()
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -134,7 +137,8 @@ class Cluster:
             await nc.publish(msg.reply, b"", headers={KIND: "offline"})
             return
         head = json.loads(headers[HEAD])
-        channel = await Channel(nc, nc.new_inbox(), limits.request_timeout_s).open()
+        assert self.inboxes is not None  # connected
+        channel = self.inboxes.open()
         reply = Sender(
             nc, headers[REPLY], config.chunk_bytes, config.window_chunks, limits.request_timeout_s
         )
@@ -179,7 +183,7 @@ class Cluster:
             with contextlib.suppress(Exception):
                 await reply.publish("abort")
         finally:
-            await channel.close()
+            self.inboxes.close(channel)
 
     @staticmethod
     async def _send_error(reply: Sender, exc: ApiError) -> None:
@@ -220,7 +224,7 @@ class Cluster:
             path=tunnel_path(request, venue),
             headers=_headers_text(forwarded_headers(request)),
         )
-        async with self._inbox() as channel:
+        with self._inbox() as channel:
             fields = {
                 KIND: "request",
                 HEAD: head,
@@ -265,13 +269,14 @@ class Cluster:
                     with contextlib.suppress(Exception):
                         await upload.publish("cancel")
 
-    @contextlib.asynccontextmanager
-    async def _inbox(self) -> AsyncIterator[Channel]:
-        channel = await Channel(self.nc, self.nc.new_inbox(), self.limits.request_timeout_s).open()
+    @contextlib.contextmanager
+    def _inbox(self) -> Iterator[Channel]:
+        assert self.inboxes is not None  # connected
+        channel = self.inboxes.open()
         try:
             yield channel
         finally:
-            await channel.close()
+            self.inboxes.close(channel)
 
     @staticmethod
     async def _upload(sender: Sender, read: Any, more: bool) -> None:
