@@ -45,6 +45,7 @@ from bridge.relay.proxy import (
     venue_offline,
 )
 from bridge.relay.registry import Registry
+from bridge.tunnel.messages import ResponseHead
 from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, end_to_end
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,16 @@ def _headers_text(headers: Any) -> list[list[str]]:
 
 def _headers_bytes(headers: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+#: Statuses whose responses have no body, whatever their headers say.
+_NO_BODY = frozenset({204, 304})
+
+
+def _whole(request_head: dict[str, Any], response: ResponseHead) -> bool:
+    """Whether a complete answer may travel as one ``whole`` message and be sent by the
+    requester as one ``web.Response`` (which would give a HEAD or a 204 a body framing)."""
+    return request_head["method"] != "HEAD" and response.status not in _NO_BODY
 
 
 class Cluster:
@@ -162,10 +173,22 @@ class Cluster:
                 fields = _encode_head(
                     status=response.status, headers=_headers_text(end_to_end(response.headers))
                 )
+                parts: list[bytes] = []
+                while data := stream.read_nowait():  # what is here already (window-bounded)
+                    parts.append(data)
+                body = b"".join(parts)
+                if data == b"" and len(body) <= config.chunk_bytes and _whole(head, response):
+                    # The whole answer came with its head (a bill): one message, no acks.
+                    await reply.publish("whole", body, headers={HEAD: fields})
+                    return
                 await reply.publish("head", headers={HEAD: fields})
                 head_sent = True
-                while data := await asyncio.wait_for(stream.read(), limits.request_timeout_s):
-                    await reply.data(data)
+                if body:
+                    await reply.data(body)
+                while data != b"":
+                    data = await asyncio.wait_for(stream.read(), limits.request_timeout_s)
+                    if data:
+                        await reply.data(data)
                 await reply.end()
         except ApiError as exc:
             if not head_sent:
@@ -310,6 +333,14 @@ class Cluster:
         finally:
             head_wait.cancel()
         headers = msg.headers or {}
+        if headers.get(KIND) == "whole":
+            head = json.loads(headers[HEAD])
+            whole = web.Response(
+                status=head["status"],
+                body=bytes(msg.data),
+                headers=[(name, value) for name, value in head["headers"]],
+            )
+            return whole, True
         if headers.get(KIND) != "head":
             raise BadGatewayError("venue_error", "the relay holding the venue gave up")
         head = json.loads(headers[HEAD])

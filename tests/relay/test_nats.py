@@ -56,6 +56,17 @@ async def test_a_request_to_the_other_relay_is_routed_over_nats_bodies_over_1_mi
         assert relay_a.relay.registry.get("cafe-a") is None  # held only by relay B
         via_a = f"{relay_a.url}/v/cafe-a"
         await wait_until(lambda: _answers(http, f"{via_a}/echo"))
+        # A small answer crosses NATS as one message ("whole"), a HEAD's and a large one's as
+        # head, chunks and end: each as the holding relay itself answers it.
+        for method, path in (("GET", "/echo?small=1"), ("HEAD", "/echo"), ("GET", "/blob?n=9")):
+            seen = []
+            for relay in (relay_a, relay_b):
+                async with http.request(method, f"{relay.url}/v/cafe-a{path}") as response:
+                    kept = {
+                        k: v for k, v in response.headers.items() if k not in ("Date", "Server")
+                    }
+                    seen.append((response.status, kept, await response.read()))
+            assert seen[0] == seen[1], (method, path)
         body = os.urandom(3 * MIB + 12345)  # many NATS chunks, over the 1 MiB max payload
         headers = {"X-Custom": "kept"}
         url = URL(f"{via_a}/echo?q=1%2F2", encoded=True)
