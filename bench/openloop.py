@@ -204,10 +204,8 @@ class _Generator:
                 self.latencies.append(done - self.due(index))
             else:
                 self.record_error(_error_kind(status, body), f"{status}: {body[:200]!r}")
-        self.outstanding.discard(index)
-        self.unfinished -= 1
         self.next_for(conn)
-        self.check_done()
+        self.settled(index)
 
     def broke(self, conn: _Conn, index: int, exc: Exception) -> None:
         """``conn`` closed or failed, with request ``index`` in flight (-1: it was idle)."""
@@ -221,6 +219,10 @@ class _Generator:
     def finish(self, index: int, kind: str, sample: str | None) -> None:
         if self.counted(index):
             self.record_error(kind, sample)
+        self.settled(index)
+
+    def settled(self, index: int) -> None:
+        """Request ``index`` got its answer or failed for good."""
         self.outstanding.discard(index)
         self.unfinished -= 1
         self.check_done()

@@ -136,10 +136,10 @@ class Inboxes:
         self._prefix = nc.new_inbox()
         self._next = 0
         self._channels: dict[str, Channel] = {}
-        self._sub: Any = None
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(self._prefix + ".*", cb=self._route)
+        """Subscribe; it lasts as long as the NATS connection (closed with it)."""
+        await self.nc.subscribe(self._prefix + ".*", cb=self._route)
 
     def open(self) -> Channel:
         """A new inbox and its channel; :meth:`close` it when the exchange ends."""

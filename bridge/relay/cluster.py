@@ -40,12 +40,12 @@ from bridge.relay.proxy import (
     TunnelExchange,
     forwarded_headers,
     pos_timeout,
+    sent_whole,
     too_large,
     tunnel_path,
     venue_offline,
 )
 from bridge.relay.registry import Registry
-from bridge.tunnel.messages import ResponseHead
 from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, end_to_end
 
 logger = logging.getLogger(__name__)
@@ -66,16 +66,6 @@ def _headers_text(headers: Any) -> list[list[str]]:
 
 def _headers_bytes(headers: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-
-#: Statuses whose responses have no body, whatever their headers say.
-_NO_BODY = frozenset({204, 304})
-
-
-def _whole(request_head: dict[str, Any], response: ResponseHead) -> bool:
-    """Whether a complete answer may travel as one ``whole`` message and be sent by the
-    requester as one ``web.Response`` (which would give a HEAD or a 204 a body framing)."""
-    return request_head["method"] != "HEAD" and response.status not in _NO_BODY
 
 
 class Cluster:
@@ -177,7 +167,8 @@ class Cluster:
                 while data := stream.read_nowait():  # what is here already (window-bounded)
                     parts.append(data)
                 body = b"".join(parts)
-                if data == b"" and len(body) <= config.chunk_bytes and _whole(head, response):
+                small = data == b"" and len(body) <= config.chunk_bytes
+                if small and sent_whole(head["method"], response.status):
                     # The whole answer came with its head (a bill): one message, no acks.
                     await reply.publish("whole", body, headers={HEAD: fields})
                     return

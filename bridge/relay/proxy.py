@@ -272,6 +272,12 @@ async def _response_head(
 _NO_BODY = frozenset({204, 304})
 
 
+def sent_whole(method: str, status: int) -> bool:
+    """Whether a complete answer may leave as one ``web.Response`` (which would give a HEAD's
+    or a 204's answer a body framing): here, and for answers routed in over NATS."""
+    return method != "HEAD" and status not in _NO_BODY
+
+
 async def _stream_response(
     request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
 ) -> web.StreamResponse:
@@ -283,7 +289,7 @@ async def _stream_response(
     parts: list[bytes] = []
     while data := stream.read_nowait():  # what is here already; bounded by the stream window
         parts.append(data)
-    if data == b"" and request.method != "HEAD" and head.status not in _NO_BODY:
+    if data == b"" and sent_whole(request.method, head.status):
         # The whole answer came with its head (a bill, a payment): one Response, written by
         # aiohttp in one go, instead of a head write, a body write and an end.
         return web.Response(status=head.status, body=b"".join(parts), headers=headers)
