@@ -12,10 +12,20 @@ statements touch only SQLite's page cache (WAL writes nothing to disk before the
 they take microseconds; the commit waits for the disk. Running every statement on a worker
 thread (the first version) made the two threads trade the GIL at each statement (the
 ``sqlite3`` module releases it around every step), and that trading cost more CPU than the
-statements themselves: 0.4 ms of the worker's CPU per payment, under the bench. Now the
-worker takes the GIL twice per batch (``COMMIT`` in, result out) and the event loop never
-waits for the disk. One :class:`asyncio.Lock` keeps the loop's batch, the worker's commit and
-the worker's reads (:meth:`Database.read`) from ever using the connection at once.
+statements themselves: 0.4 ms of the worker's CPU per payment, under the bench. (Tried again
+in session 6 with a batch's rows unpacked by ``json_each``, a few statements per batch: the
+thread spent 270 µs of CPU per payment unpacking JSON and waiting for the GIL, and the lane
+was 90 % busy; no faster.) Now the worker takes the GIL twice per batch (``COMMIT`` in,
+result out) and the event loop never waits for the disk.
+
+Why no task drives the batches: each commit's completion, a callback on the event loop,
+settles its batch's callers and first starts the next batch (statements, then its
+``COMMIT``). A flusher task in between (the previous version) cost every batch one more turn
+of the loop, behind everything the last commit had woken, while the disk sat idle (a turn
+is milliseconds under load; +4–6 % payments/s without it, A/B). The lane's flags keep the
+connection to one user at a time: a batch's statements start only when no batch and no read
+(:meth:`Database.read`, on the SQLite thread) holds it, and the last read to finish starts
+the writes that waited for it.
 
 Small key lookups on the hot path (:meth:`Database.read_now`) run inline on the event loop,
 sparing a hop to the worker thread, where reads would queue behind commits: on the writer's
@@ -31,7 +41,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,8 +78,10 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._pending: list[tuple[Work, asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._busy = asyncio.Lock()  # the connection: one batch, commit or read at a time
+        self._in_batch = False  # a batch's statements or its COMMIT hold the connection
+        self._start_soon = False  # :meth:`_start_batch` is scheduled
+        self._reads = 0  # reads (:meth:`read`) queued or running on the SQLite thread
+        self._idle_waiters: list[asyncio.Future[None]] = []
         self.batches = 0
         self.batched_writes = 0
 
@@ -98,8 +110,10 @@ class Database:
         return conn
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._in_batch or self._pending:  # what was asked for commits first
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -111,8 +125,13 @@ class Database:
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the database thread, outside any transaction."""
         conn = self._connection()
-        async with self._busy:
+        self._reads += 1
+        try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
+        finally:
+            self._reads -= 1
+            if not self._reads and self._pending:
+                self._schedule_batch()  # writes that waited for the reads
 
     def read_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run a small read inline, on the caller's thread (see the module docstring).
@@ -122,8 +141,10 @@ class Database:
         """
         if self._reader is None or self._conn is None:
             raise RuntimeError("database is not open")
-        # Not locked: no transaction is open on the writer and no thread is using it.
-        return work(self._reader if self._busy.locked() else self._conn)
+        # Neither in a batch nor read by the thread: no transaction is open on the writer and
+        # no thread is using it.
+        idle = not self._in_batch and not self._reads
+        return work(self._conn if idle else self._reader)
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a transaction; return once that transaction is on disk.
@@ -134,30 +155,62 @@ class Database:
         self._connection()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((work, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        self._schedule_batch()
         return await future
 
-    async def _flush(self) -> None:
+    def _schedule_batch(self) -> None:
+        if not self._in_batch and not self._start_soon:
+            self._start_soon = True
+            asyncio.get_running_loop().call_soon(self._start_batch)
+
+    def _start_batch(self) -> None:
+        """Run the next batch's statements and send its ``COMMIT`` to the SQLite thread.
+
+        Called on the event loop once after the first write of an idle lane, and then by each
+        commit's completion (:meth:`_committed`) directly: no task stands between a commit and
+        the next batch, whose statements run before anything the commit woke.
+        """
+        self._start_soon = False
+        if self._in_batch or self._reads:  # the commit, or the last read, starts it
+            return
+        if not self._pending:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            return
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        self._in_batch = True
         loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            async with self._busy:
-                try:
-                    outcomes = self._run_batch([work for work, _ in batch])
-                    await loop.run_in_executor(self._executor, self._commit)
-                except Exception as exc:  # the commit itself failed: nobody's write is durable
-                    logger.exception("SQLite commit failed")
-                    outcomes = [(False, exc)] * len(batch)
-            self.batches += 1
-            self.batched_writes += len(batch)
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+        try:
+            outcomes = self._run_batch([work for work, _ in batch])
+        except Exception as exc:  # BEGIN itself failed: nothing of the batch was written
+            logger.exception("SQLite batch failed")
+            self._in_batch = False
+            _settle(batch, [(False, exc)] * len(batch))
+            self._schedule_batch()
+            return
+        commit = self._executor.submit(self._commit)
+        commit.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(self._committed, batch, outcomes, done)
+        )
+
+    def _committed(
+        self,
+        batch: list[tuple[Work, asyncio.Future[Any]]],
+        outcomes: list[tuple[bool, Any]],
+        commit: Future[None],
+    ) -> None:
+        """On the event loop: the batch's ``COMMIT`` ended; start the next, tell the callers."""
+        self._in_batch = False
+        error = commit.exception()
+        if error is not None:  # the commit itself failed: nobody's write is durable
+            logger.error("SQLite commit failed", exc_info=error)
+            outcomes = [(False, error)] * len(batch)
+        self.batches += 1
+        self.batched_writes += len(batch)
+        self._start_batch()
+        _settle(batch, outcomes)
 
     def _run_batch(self, works: list[Work]) -> list[tuple[bool, Any]]:
         """``BEGIN IMMEDIATE`` and every write of the batch, on the caller's thread; the
@@ -201,3 +254,16 @@ class Database:
         if self._conn is None:
             raise RuntimeError("database is not open")
         return self._conn
+
+
+def _settle(
+    batch: list[tuple[Work, asyncio.Future[Any]]], outcomes: list[tuple[bool, Any]]
+) -> None:
+    """Each caller of a batch gets its write's result or exception."""
+    for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        if future.done():  # its caller was cancelled; the write stands
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

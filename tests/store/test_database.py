@@ -63,6 +63,46 @@ async def test_concurrent_writes_share_commits_and_fail_alone(db):
     assert db.batches < db.batched_writes  # several writes shared a commit
 
 
+async def test_reads_on_the_thread_never_run_inside_a_batch(db):
+    """A read queued behind a commit must not overlap the next batch's statements."""
+    await db.write(lambda c: c.execute("CREATE TABLE t (x INTEGER)"))
+
+    def insert(value):
+        return lambda c: c.execute("INSERT INTO t VALUES (?)", (value,)).rowcount
+
+    def look(c):
+        return c.in_transaction, c.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+
+    calls = []
+    for i in range(300):
+        calls.append(db.write(insert(i)))
+        if i % 10 == 0:
+            calls.append(db.read(look))
+    results = await asyncio.gather(*calls)
+    reads = [r for r in results if isinstance(r, tuple)]
+    assert len(reads) == 30
+    assert not any(in_transaction for in_transaction, _ in reads)
+    assert db.read_now(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 300
+
+
+async def test_close_commits_the_writes_already_asked_for(tmp_path):
+    database = Database(tmp_path / "bridge.sqlite3")
+    await database.open()
+    await database.write(lambda c: c.execute("CREATE TABLE t (x INTEGER)"))
+    writes = [
+        asyncio.ensure_future(
+            database.write(lambda c, i=i: c.execute("INSERT INTO t VALUES (?)", (i,)))
+        )
+        for i in range(40)
+    ]
+    await asyncio.sleep(0)  # each write is queued, none committed yet
+    await database.close()
+    assert all(w.done() and not w.exception() for w in writes)
+    other = sqlite3.connect(tmp_path / "bridge.sqlite3")
+    assert other.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 40
+    other.close()
+
+
 async def test_written_rows_are_in_the_file_when_write_returns(tmp_path, db):
     await db.write(lambda c: c.execute("CREATE TABLE t (x)"))
     await db.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
