@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -30,8 +31,9 @@ def _refuse(realm: str) -> UnauthorizedError:
     )
 
 
-def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The bearer token of ``headers`` (case-insensitive, or names in lower case)."""
+    header = headers.get("Authorization") or headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -45,8 +47,11 @@ def _matches(candidate: str, secrets: tuple[str, ...]) -> bool:
     return found
 
 
-def check_platform_auth(request: web.Request, auth: AuthConfig | None, body: bytes) -> None:
-    """Raise 401 unless the request carries this location's credentials.
+def check_platform_auth(headers: Mapping[str, str], auth: AuthConfig | None, body: bytes) -> None:
+    """Raise 401 unless ``headers`` carry this location's credentials.
+
+    ``headers``: aiohttp's case-insensitive mapping, or one whose names are in lower case
+    (``bridge/workers/head.py``).
 
     ``auth`` is ``None`` for a location that is not linked: refused like a bad secret, so
     callers cannot probe which locations exist.
@@ -54,11 +59,12 @@ def check_platform_auth(request: web.Request, auth: AuthConfig | None, body: byt
     if auth is None:
         raise _refuse("loke")
     if auth.scheme == "bearer":
-        token = bearer_token(request)
+        token = bearer_token(headers)
         if token is None or not _matches(token, auth.secrets):
             raise _refuse("loke")
         return
-    signature = request.headers.get(auth.signature_header, "")
+    name = auth.signature_header
+    signature = headers.get(name) or headers.get(name.lower()) or ""
     if not signature.startswith("sha256="):
         raise _refuse("loke")
     given = signature[len("sha256=") :].strip().lower()
@@ -68,6 +74,6 @@ def check_platform_auth(request: web.Request, auth: AuthConfig | None, body: byt
 
 
 def check_admin(request: web.Request, admin_token: str) -> None:
-    token = bearer_token(request)
+    token = bearer_token(request.headers)
     if token is None or not _matches(token, (admin_token,)):
         raise _refuse("pos-bridge admin")

@@ -2,7 +2,9 @@
 
 Started only by the owner (``bridge/workers/pool.py``), which passes the listening socket
 and its end of the channel as inherited descriptors and the configuration, pickled, on
-standard input (the owner may have been built from a ``Config`` that has no file).
+standard input (the owner may have been built from a ``Config`` that has no file). The
+listener answers LOKE's URLs on its fast path (``fastpath.py``) and hands every other
+connection to the worker's aiohttp application (``app.py``).
 
 Stopping: SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits. A
 dropped channel means the owner died: the worker exits at once, with whatever it held, so a
@@ -25,12 +27,15 @@ from aiohttp import web
 from bridge.config import Config
 from bridge.logs import configure_logging
 from bridge.workers.app import create_worker_app
-from bridge.workers.client import OwnerChannel
+from bridge.workers.client import OwnerChannel, OwnerLokeBackend
+from bridge.workers.fastpath import FastPath
 
 logger = logging.getLogger("bridge.workers")
 
 #: The exit status of a worker whose owner went away.
 OWNER_GONE_EXIT = 75
+#: Seconds a stopping worker waits for its fast-path answers in flight.
+SHUTDOWN_S = 10.0
 
 
 async def serve_worker(config: Config, listen_fd: int, channel_fd: int, owner_socket: str) -> None:
@@ -48,11 +53,16 @@ async def serve_worker(config: Config, listen_fd: int, channel_fd: int, owner_so
         create_worker_app(config, channel, owner_socket), access_log=None, handle_signals=False
     )
     await runner.setup()
+    assert runner.server is not None  # made by setup()
+    backend = OwnerLokeBackend(config.locations, channel)
+    fast = FastPath(backend, runner.server, config.server.max_body_bytes)
+    server = await loop.create_server(fast.protocol, sock=socket.socket(fileno=listen_fd))
     try:
-        await web.SockSite(runner, socket.socket(fileno=listen_fd)).start()
         channel.hello()
         await stop.wait()
     finally:
+        server.close()
+        await fast.shutdown(SHUTDOWN_S)
         await runner.cleanup()
 
 

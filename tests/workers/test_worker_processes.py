@@ -13,6 +13,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ async def send(
 def requests(bill: dict[str, Any]) -> list[Request]:
     """One of each kind of answer, in an order that builds on itself (pay, replay, reuse)."""
     json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
+    charset = {**LOKE_AUTH, "Content-Type": "application/json; charset=utf-8"}
     body = payment_body(bill, "pay-w-1", 500)
     other = payment_body(bill, "pay-w-1", 600)
     return [
@@ -84,6 +86,12 @@ def requests(bill: dict[str, Any]) -> list[Request]:
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(body)),
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(body)),
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(other)),
+        # Handed from the worker's fast path to aiohttp (``bridge/workers/head.py``):
+        ("POST", loke_url(1, "payments"), charset, orjson.dumps(body)),
+        ("GET", loke_url(1) + "?via=query", LOKE_AUTH, None),
+        ("GET", "/loke/v1/locations/loc%2Dmain/tables/1/bill", LOKE_AUTH, None),
+        ("HEAD", loke_url(1), LOKE_AUTH, None),
+        ("GET", loke_url(1), {**LOKE_AUTH, "Connection": "close"}, None),
         ("GET", "/loke/v1/locations/loc-main/payments/pay-w-1", LOKE_AUTH, None),
         ("GET", "/loke/v1/locations/loc-main/payments/nope", LOKE_AUTH, None),
         ("GET", "/loke/v1/locations/loc-main/tables", LOKE_AUTH, None),
@@ -135,6 +143,98 @@ async def test_a_worker_answers_exactly_as_the_bridge_itself(tmp_path: Path) -> 
             assert t_status == a_status, f"{where}: {t_status} {t_body!r} vs {a_status} {a_body!r}"
             assert comparable(t_body) == comparable(a_body), where
             assert {k: t_headers.get(k) for k in kept} == {k: a_headers.get(k) for k in kept}, where
+
+
+def raw_answers(port: int, data: bytes, count: int) -> list[tuple[int, bytes]]:
+    """Send ``data`` on one connection; read up to ``count`` answers (status, body) in order,
+    each framed by its ``Content-Length`` (fewer if the server closes first)."""
+    answers: list[tuple[int, bytes]] = []
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(data)
+        buffer = b""
+        while len(answers) < count:
+            end = buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                head = buffer[:end].decode("latin-1").split("\r\n")
+                fields = dict(line.split(": ", 1) for line in head[1:])
+                length = int(fields.get("Content-Length", "0"))
+                if len(buffer) >= end + 4 + length:
+                    body = buffer[end + 4 : end + 4 + length]
+                    answers.append((int(head[0].split(" ")[1]), body))
+                    buffer = buffer[end + 4 + length :]
+                    continue
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+    return answers
+
+
+def http(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: bridge"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def test_pipelined_and_smuggling_requests_read_as_the_bridge_itself_reads_them(
+    tmp_path: Path,
+) -> None:
+    """Raw bytes on one connection, to a worker (fast path, then aiohttp after a hand-over)
+    and to a one-process bridge (aiohttp throughout): the same answers in the same order."""
+    async with (
+        running(tmp_path / "one", 0) as alone,
+        running(tmp_path / "tree", 1) as tree,
+        aiohttp.ClientSession() as session,
+    ):
+        bill = orjson.loads((await send(session, alone, ("GET", loke_url(3), LOKE_AUTH, None)))[2])
+        json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
+        pay = orjson.dumps(payment_body(bill, "pay-raw-1", 100))
+        pipelined = b"".join(
+            [
+                http("GET", loke_url(3), LOKE_AUTH),
+                http(
+                    "POST",
+                    loke_url(3, "payments"),
+                    {**json_auth, "Content-Length": str(len(pay))},
+                    pay,
+                ),
+                http("GET", "/loke/v1/locations/loc-main/payments/pay-raw-1", LOKE_AUTH),
+                http("GET", "/api/status", {}),  # handed over (401: no token), aiohttp from here
+                http("GET", loke_url(3), LOKE_AUTH),
+            ]
+        )
+        smuggled = {
+            "CL and TE": http(
+                "POST",
+                loke_url(3, "payments"),
+                {**json_auth, "Content-Length": "4", "Transfer-Encoding": "chunked"},
+                b"0\r\n\r\nGET /api/status HTTP/1.1\r\n\r\n",
+            ),
+            "two lengths": http(
+                "POST",
+                loke_url(3, "payments"),
+                {**json_auth, "Content-Length": "2", "content-length": "30"},
+                b"{}",
+            )
+            + http("GET", loke_url(3), LOKE_AUTH),
+            "bare LF": b"GET "
+            + loke_url(3).encode()
+            + b" HTTP/1.1\nHost: bridge\n"
+            + b"Authorization: "
+            + LOKE_AUTH["Authorization"].encode()
+            + b"\n\n",
+        }
+        for name, data in {"pipelined": pipelined, **smuggled}.items():
+            seen = [raw_answers(bridge.port, data, 5) for bridge in (alone, tree)]
+            assert [status for status, _ in seen[1]] == [status for status, _ in seen[0]], name
+            assert [comparable(b) for _, b in seen[1]] == [comparable(b) for _, b in seen[0]], name
+            if name == "pipelined":
+                assert [status for status, _ in seen[0]] == [200, 201, 200, 401, 200]
+        # The worker took the pipelined payment once: the one-process bridge took its own.
+        status = await send(
+            session, tree, ("GET", "/api/payments/loke/pay-raw-1", ADMIN_AUTH, None)
+        )
+        assert status[0] == 200 and orjson.loads(status[2])["payment"]["state"] == "applied"
 
 
 async def pays(session: aiohttp.ClientSession, bridge: BridgeProcess, payment_id: str) -> int:
