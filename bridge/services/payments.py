@@ -379,6 +379,8 @@ def not_yet_on(bill: Bill | None, pending: dict[str, int], currency: str) -> Mon
     POS's balance while the bridge still holds it as pending: counting it twice would refuse
     a guest whose payment fits.
     """
+    if not pending:  # the usual case: nothing else in flight on this bill
+        return Money(0, currency)
     landed = {p.ref for p in bill.payments} if bill is not None else set()
     return Money(sum(a for pid, a in pending.items() if pid not in landed), currency)
 

@@ -9,7 +9,6 @@ INSERT_PAYMENT = (
     "INSERT INTO sim_payments (seq, location, payment_id, bill_id, amount, tip, currency,"
     " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-MAX_UNWRITTEN = 512  # in memory: payment rows buffered before one executemany
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sim_tables (
