@@ -64,6 +64,12 @@ MAX_BATCH = 256
 #: read-only connection keeps the default: each commit by the writer empties its cache anyway.
 WRITER_CACHE_KIB = 64 * 1024
 
+#: The read-only connection maps the file (SQLite's ``mmap_size``, bytes): after each of the
+#: writer's commits empties its cache, the pages it reads again come from the mapping instead
+#: of a ``pread`` and a copy each. +5–9 % payments/s, 4 A/B pairs (noisy). Safe here: the
+#: file only grows (no ``VACUUM``, no auto-vacuum), so a mapped page is never cut off.
+READER_MMAP_BYTES = 256 * 1024 * 1024
+
 
 class Database:
     """The bridge's SQLite file: WAL, ``synchronous=FULL``, migrated on open."""
@@ -95,6 +101,7 @@ class Database:
             check_same_thread=False,
         )
         reader.row_factory = sqlite3.Row
+        reader.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
         self._reader = reader
 
     def _connect(self) -> sqlite3.Connection:
