@@ -3,7 +3,11 @@
 The one way any platform's payment enters the bridge. The order of steps is the guarantee:
 
 1. A replayed payment id gets its stored answer (or 422 if the body differs, 409 while the
-   first request is still in flight), before the POS is asked anything.
+   first request is still in flight). The insert that records a payment is the check (a taken
+   id conflicts, and only then is its record read); a refusal that would come before any
+   record (unknown table, POS offline with nothing to check against, offline limit) looks the
+   id up first. Why not look every id up first: a new id, nearly every payment, was a miss on
+   the read-only connection whose cache each commit empties, 19–31 µs of the owner's loop.
 2. Under the bill's lock, the payment is checked against the table's open bill (from the POS,
    or from the last snapshot when the POS is unreachable) minus what is already pending.
 3. It is written to SQLite with its audit rows and idempotency record, and fsynced, before the
@@ -186,9 +190,6 @@ class PaymentService:
             raise _in_progress(request.payment_id)
         self._in_flight.add(key)
         try:
-            hit = self._store.idempotency(*key)
-            if hit is not None:
-                return _replay(hit, request)
             async with self._locks.for_table(request.location.loke_location_id, request.table):
                 return await self._take_locked(request, render)
         finally:
@@ -217,17 +218,25 @@ class PaymentService:
             bill = await self._pos_call(
                 location.driver, driver.get_open_bill(location.pos_location, request.table)
             )
-        except UnknownTableError as exc:
-            raise NotFoundError(
-                "unknown_table", f"there is no table {request.table} here", {"table": request.table}
-            ) from exc
-        except PosUnavailableError as exc:
+        except UnknownTableError:
+            return self._refuse(
+                request,
+                NotFoundError(
+                    "unknown_table",
+                    f"there is no table {request.table} here",
+                    {"table": request.table},
+                ),
+            )
+        except PosUnavailableError:
             known = await self._last_bill_seen(location.loke_location_id, request.table)
             if known is None:
-                raise pos_offline(
-                    self._settings.retry_after_s,
-                    "no earlier copy of this bill to check the payment against",
-                ) from exc
+                return self._refuse(
+                    request,
+                    pos_offline(
+                        self._settings.retry_after_s,
+                        "no earlier copy of this bill to check the payment against",
+                    ),
+                )
             bill, seen_at = known
 
         pending = self._store.pending_on_bill(location.loke_location_id, claim.bill_ref)
@@ -254,7 +263,7 @@ class PaymentService:
                     now,
                 )
             except OfflineLimitError as exc:
-                raise ConflictError(exc.code, str(exc), exc.details) from exc
+                return self._refuse(request, ConflictError(exc.code, str(exc), exc.details))
             queued, audit = transition(
                 payment, PaymentState.QUEUED, now, "POS unreachable: queued for the outbox"
             )
@@ -273,6 +282,14 @@ class PaymentService:
             return earlier
         return await self._apply_now(applying, location, driver, render)
 
+    def _refuse(self, request: PaymentRequest, error: ApiError) -> PaymentOutcome:
+        """Raise ``error``, a refusal of a payment never recorded, unless its id was taken
+        before: then its stored answer, as a replay gets it (see the module docstring)."""
+        hit = self._store.idempotency(request.platform, request.payment_id)
+        if hit is not None:
+            return _replay(hit, request)
+        raise error
+
     async def _record(
         self,
         request: PaymentRequest,
@@ -283,8 +300,7 @@ class PaymentService:
     ) -> PaymentOutcome | None:
         """Write the payment durably; ``None`` when written, else the earlier answer.
 
-        The earlier answer only appears if another process took the id between our check
-        and our write: one bridge owns a database, so this is a guard, not a path.
+        The earlier answer is a replay's: the insert is the check (module docstring).
         """
         hit = await self._store.record_payment(
             payment,

@@ -296,6 +296,40 @@ async def test_offline_limit_refuses_with_409_and_records_nothing(aiohttp_client
     assert (await pay(client, 2, payment_body(bill, "small", 200)))[0] == 202
 
 
+async def test_a_replay_gets_its_answer_where_a_new_payment_would_be_refused_unrecorded(
+    aiohttp_client, tmp_path
+):
+    """The insert is the check (``services/payments.py``); each refusal that comes before any
+    record must still look the id up, or a replay would get that refusal instead."""
+    data = config_data(tmp_path, payments={"offline_limits": {"max_count": 1}})
+    client = await aiohttp_client(create_app(parse_config(copy.deepcopy(data), {})))
+    bill = await fetch_bill(client, 2)
+    applied = await pay(client, 2, payment_body(bill, "applied-1", 100))
+    assert applied[0] == 201
+    await set_mode(client, "offline")
+    queued = await pay(client, 2, payment_body(bill, "queued-1", 100))
+    assert queued[0] == 202
+    # the offline limit (one queued payment) is full: a new payment is refused, a replay not
+    code, body, _ = await pay(client, 2, payment_body(bill, "queued-2", 100))
+    assert (code, body["error"]) == (409, "offline_limit")
+    assert (await pay(client, 2, payment_body(bill, "queued-1", 100)))[:2] == queued[:2]
+    # no copy of the bill to check against (a restarted bridge, its snapshots gone): 503 for
+    # a new payment, the stored answer for a replay
+    await client.close()
+    client = await aiohttp_client(create_app(parse_config(copy.deepcopy(data), {})))
+    await client.app[RUNTIME].store.db.write(lambda c: c.execute("DELETE FROM bill_snapshots"))
+    await set_mode(client, "offline")
+    code, body, _ = await pay(client, 2, payment_body(bill, "new-offline", 100))
+    assert (code, body["error"]) == (503, "pos_offline")
+    assert (await pay(client, 2, payment_body(bill, "applied-1", 100)))[:2] == applied[:2]
+    await set_mode(client, "online")
+    # an unknown table: 404 for a new id; the same id on another table is a reused key
+    code, body, _ = await pay(client, 999999, payment_body(bill, "nowhere-1", 100))
+    assert (code, body["error"]) == (404, "unknown_table")
+    code, body, _ = await pay(client, 999999, payment_body(bill, "applied-1", 100))
+    assert (code, body["error"]) == (422, "idempotency_key_reused")
+
+
 async def test_payment_status_url_follows_the_payment(client):
     bill = await fetch_bill(client, 3)
     await pay(client, 3, payment_body(bill, "st-1", 100))
