@@ -51,7 +51,7 @@ def check_platform_auth(headers: Mapping[str, str], auth: AuthConfig | None, bod
     """Raise 401 unless ``headers`` carry this location's credentials.
 
     ``headers``: aiohttp's case-insensitive mapping, or one whose names are in lower case
-    (``bridge/workers/head.py``).
+    (``bridge/http/head.py``).
 
     ``auth`` is ``None`` for a location that is not linked: refused like a bad secret, so
     callers cannot probe which locations exist.

@@ -26,8 +26,16 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from bridge.answers import json_answer
+from bridge.errors import INTERNAL_ERROR
+from bridge.http.head import Route
+from bridge.http.responses import answer_fields
+from bridge.platforms.loke import operations
+from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
+from bridge.runtime import RUNTIME
 from bridge.tunnel.messages import CancelCode, RequestHead
 from bridge.tunnel_io import StreamCancelledError, TunnelConnection, TunnelGoneError, TunnelStream
+from bridge.uplink.fastpath import LokeCall, recognise
 from bridge.uplink.http1 import (
     LAST_CHUNK,
     BadTunnelRequestError,
@@ -61,6 +69,12 @@ class LocalServer:
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
         self.runner = runner
+        app = runner.app if isinstance(runner, web.AppRunner) else None
+        runtime = app.get(RUNTIME) if app is not None else None
+        #: LOKE's operations for :mod:`bridge.uplink.fastpath`, and the body limit; ``None``
+        #: for an application without them (then aiohttp serves everything).
+        self.loke: LokeBackend | None = app.get(LOKE_BACKEND) if app is not None else None
+        self.max_body = runtime.config.server.max_body_bytes if runtime is not None else 0
         self.host = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("ascii")
         self.sockname: tuple[str, int] = (host, port)
         #: In-memory keep-alive connections between requests, reused for bodiless ones (a
@@ -239,6 +253,13 @@ async def dispatch(local: LocalServer, head: RequestHead, stream: TunnelStream) 
         if server is None:
             _answer(conn, sid, 502, _UNREACHABLE)
             return
+        call = recognise(head) if local.loke is not None else None
+        if call is not None:
+            first, ended = await _body(stream, first, local.max_body)
+            if ended and _length_agrees(call, first):
+                assert local.loke is not None
+                await _answer_loke(local.loke, call, first, conn, sid)
+                return
         try:
             framing = encode_request_head(
                 head.method, head.path, head.headers, local.host, bool(first)
@@ -282,6 +303,48 @@ async def dispatch(local: LocalServer, head: RequestHead, stream: TunnelStream) 
         if pipe is not None and pipe.protocol is not None:
             pipe.disconnect(ConnectionResetError("the relay cancelled the request"))
         conn.release(sid, CancelCode.INTERNAL_ERROR)
+
+
+async def _body(stream: TunnelStream, first: bytes, limit: int) -> tuple[bytes, bool]:
+    """The request body read so far, and whether it ended within ``limit`` bytes (if not,
+    aiohttp gets what was read and the rest, and answers 413 itself)."""
+    if not first:
+        return b"", True
+    pieces, size = [first], len(first)
+    while size <= limit:
+        data = await stream.read()
+        if not data:
+            return b"".join(pieces), True
+        pieces.append(data)
+        size += len(data)
+    return b"".join(pieces), False
+
+
+def _length_agrees(call: LokeCall, body: bytes) -> bool:
+    """A bill, tables or status request has no body; a ``Content-Length``, when given, is the
+    body's. Otherwise aiohttp judges the request, as it would direct."""
+    length = call.headers.get("content-length")
+    if call.route is not Route.PAYMENT and body:
+        return False
+    return length is None or length == str(len(body))
+
+
+async def _answer_loke(
+    loke: LokeBackend, call: LokeCall, body: bytes, conn: TunnelConnection, sid: int
+) -> None:
+    answer = await operations.answer(
+        loke, call.route, call.location, call.table, call.payment_id, call.headers, body
+    )
+    try:
+        fields = answer_fields(answer)
+    except ValueError:
+        logger.exception("answer to %s cannot be sent", call.route.value)
+        answer = json_answer(INTERNAL_ERROR, 500)
+        fields = answer_fields(answer)
+    if conn.alive:
+        conn.protocol.send_response(sid, answer.status, fields, answer.body)
+        conn.kick()
+        await conn.drain(sid)
 
 
 async def _feed(stream: TunnelStream, pipe: _Pipe, chunked: bool) -> None:

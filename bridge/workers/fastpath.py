@@ -20,21 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import cast
 
-import orjson
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
 
-from bridge.answers import Answer
-from bridge.errors import INTERNAL_ERROR, ApiError
+from bridge.answers import Answer, json_answer
+from bridge.errors import INTERNAL_ERROR
+from bridge.http.head import FastRequest, HandOver, read_request
+from bridge.http.responses import answer_fields
 from bridge.platforms.loke import operations
 from bridge.platforms.loke.backend import LokeBackend
-from bridge.workers.head import FastRequest, HandOver, Route, read_request
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +39,6 @@ KEEPALIVE_S = 75.0
 #: Buffered bytes past which reading pauses while a request is in flight (pipelining).
 MAX_BUFFERED = 256 * 1024
 
-_JSON_HEADERS = b"Content-Type: application/json; charset=utf-8\r\n"
-_SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode("latin-1")
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
@@ -64,17 +58,9 @@ class FastPath:
         self.max_body = max_body
         self.keepalive_s = keepalive_s
         self.connections: set[FastPathProtocol] = set()
-        self._date = (0, b"")
 
     def protocol(self) -> FastPathProtocol:
         return FastPathProtocol(self)
-
-    def date_header(self) -> bytes:
-        """``Date`` as HTTP writes it, made once per second."""
-        now = int(time.time())
-        if self._date[0] != now:
-            self._date = (now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode("latin-1"))
-        return self._date[1]
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now and the others once their answer is written."""
@@ -138,18 +124,24 @@ class FastPathProtocol(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self._answer(request))
 
     async def _answer(self, request: FastRequest) -> None:
-        try:
-            answer = await self._operation(request)
-            status, body, headers = answer.status, answer.body, answer.headers or {}
-        except ApiError as error:
-            status, body, headers = error.status, orjson.dumps(error.body()), error.headers
-        except Exception:
-            logger.exception("unhandled error on %s", request.route.value)
-            status, body, headers = 500, orjson.dumps(INTERNAL_ERROR), {}
+        answer = await operations.answer(
+            self._owner.backend,
+            request.route,
+            request.location,
+            request.table,
+            request.payment_id,
+            request.headers,
+            request.body,
+        )
         transport = self._transport
         if transport is None:
             return
-        transport.write(self._encode(status, body, headers, request.close))
+        try:
+            data = self._encode(answer, request.close)
+        except ValueError:
+            logger.exception("answer to %s cannot be sent", request.route.value)
+            data = self._encode(json_answer(INTERNAL_ERROR, 500), request.close)
+        transport.write(data)
         self._busy = False
         self._touch()
         if request.close or self._closing:
@@ -160,41 +152,14 @@ class FastPathProtocol(asyncio.Protocol):
             transport.resume_reading()
         self._next()
 
-    def _operation(self, request: FastRequest) -> Awaitable[Answer]:
-        backend, key, headers, body = (
-            self._owner.backend,
-            request.location,
-            request.headers,
-            request.body,
-        )
-        if request.route is Route.PAYMENT:
-            assert request.table is not None
-            return operations.payment(backend, key, request.table, headers, body)
-        if request.route is Route.BILL:
-            assert request.table is not None
-            return operations.bill(backend, key, request.table, headers, body)
-        if request.route is Route.PAYMENT_STATUS:
-            assert request.payment_id is not None
-            return operations.payment_status(backend, key, request.payment_id, headers, body)
-        return operations.tables(backend, key, headers, body)
-
-    def _encode(self, status: int, body: bytes, headers: dict[str, str], close: bool) -> bytes:
-        parts = [
-            f"HTTP/1.1 {status} {_PHRASES.get(status, '')}\r\n".encode("latin-1"),
-            _JSON_HEADERS,
-            b"Content-Length: %d\r\n" % len(body),
-            self._owner.date_header(),
-            _SERVER,
-        ]
-        for name, value in headers.items():
-            line = f"{name}: {value}"
-            if "\r" in line or "\n" in line:  # the bridge's own headers: never, but never
-                raise ValueError(f"header {name!r} holds a line break")
-            parts.append(line.encode("latin-1") + b"\r\n")
+    @staticmethod
+    def _encode(answer: Answer, close: bool) -> bytes:
+        parts = [f"HTTP/1.1 {answer.status} {_PHRASES.get(answer.status, '')}\r\n".encode()]
+        parts += [name + b": " + value + b"\r\n" for name, value in answer_fields(answer)]
         if close:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        parts.append(body)
+        parts.append(answer.body)
         return b"".join(parts)
 
     def _hand_over(self) -> None:

@@ -86,7 +86,7 @@ def requests(bill: dict[str, Any]) -> list[Request]:
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(body)),
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(body)),
         ("POST", loke_url(1, "payments"), json_auth, orjson.dumps(other)),
-        # Handed from the worker's fast path to aiohttp (``bridge/workers/head.py``):
+        # Handed from the worker's fast path to aiohttp (``bridge/http/head.py``):
         ("POST", loke_url(1, "payments"), charset, orjson.dumps(body)),
         ("GET", loke_url(1) + "?via=query", LOKE_AUTH, None),
         ("GET", "/loke/v1/locations/loc%2Dmain/tables/1/bill", LOKE_AUTH, None),

@@ -9,18 +9,51 @@ location's backend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
-from bridge.answers import Answer
-from bridge.errors import UnsupportedMediaTypeError
+from bridge.answers import Answer, error_answer, json_answer
+from bridge.errors import INTERNAL_ERROR, ApiError, UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
+from bridge.http.head import Route
 from bridge.http.json_body import decode_json
 from bridge.platforms.loke.backend import LokeBackend
 from bridge.platforms.loke.contract import parse_payment
 
 #: A request's headers: a case-insensitive mapping (aiohttp's), or names in lower case.
 Headers = Mapping[str, str]
+
+logger = logging.getLogger(__name__)
+
+
+async def answer(
+    backend: LokeBackend,
+    route: Route,
+    key: str,
+    table: str | None,
+    payment_id: str | None,
+    headers: Headers,
+    body: bytes,
+) -> Answer:
+    """One of the four, for a server that is not aiohttp (``bridge/workers/fastpath.py``,
+    ``bridge/uplink/fastpath.py``): a refusal becomes its typed error answer, exactly as
+    ``bridge/http/middleware.py`` renders it; anything else unexpected a logged 500."""
+    try:
+        if route is Route.PAYMENT and table is not None:
+            return await payment(backend, key, table, headers, body)
+        if route is Route.BILL and table is not None:
+            return await bill(backend, key, table, headers, body)
+        if route is Route.PAYMENT_STATUS and payment_id is not None:
+            return await payment_status(backend, key, payment_id, headers, body)
+        if route is Route.TABLES:
+            return await tables(backend, key, headers, body)
+        raise ValueError(f"{route} without its path parameters")
+    except ApiError as error:
+        return error_answer(error)
+    except Exception:
+        logger.exception("unhandled error on LOKE %s", route.value)
+        return json_answer(INTERNAL_ERROR, 500)
 
 
 def _check_caller(backend: LokeBackend, key: str, headers: Headers, body: bytes) -> str:

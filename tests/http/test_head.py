@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.workers.head import HAND_OVER, MAX_HEAD_BYTES, FastRequest, Route, read_request
+from bridge.http.head import HAND_OVER, MAX_HEAD_BYTES, FastRequest, Route, read_request
 
 MAX_BODY = 2048
 BILL = b"GET /loke/v1/locations/loc-main/tables/12/bill HTTP/1.1\r\n"

@@ -1,17 +1,21 @@
-"""The requests a worker answers without aiohttp's web layer, told apart from the rest, sans I/O.
+"""LOKE's four URLs told apart from every other request, for the fast paths, sans I/O.
 
-Why: LOKE's four URLs are nearly all a worker serves, and aiohttp's request and response
-machinery (protocol, router, request and response objects, writer) was about half of a
-worker's CPU per payment (py-spy, ``docs/scaling.md``). ``fastpath.py`` answers those four
-itself, but only requests whose every byte reads one way: this module accepts a narrow,
-unambiguous form of HTTP/1.1 and calls everything else a **hand-over**. A handed-over
-connection goes to aiohttp whole, from the first byte of that request on, and aiohttp
-answers it (and whatever follows on the connection) exactly as without this module, its
-errors included. So this parser never has to be lenient, never rejects anything itself, and
-cannot disagree with aiohttp about where a request ends: it only ever frames requests by one
-plain ``Content-Length``; chunked bodies, ``Expect``, ``Upgrade``, repeated headers, folded
-lines, control characters, percent-encoded or query-carrying targets, HTTP/1.0, other
-methods and other URLs are all aiohttp's.
+Why: aiohttp's request and response machinery (protocol, router, request and response
+objects, writer) was most of an HTTP worker's CPU per payment, and of the bridge's per
+tunnelled request (py-spy, ``docs/scaling.md``). Two fast paths answer LOKE's URLs without
+it: a worker's listener (``bridge/workers/fastpath.py``, which reads raw HTTP/1.1 here with
+:func:`read_request`) and the tunnel (``bridge/uplink/fastpath.py``, whose requests arrive
+framed, and which uses :func:`loke_route` and :func:`plain_headers`). Both accept only a
+narrow, unambiguous form and leave everything else to aiohttp.
+
+On a worker's listener that is a **hand-over**: the connection goes to aiohttp whole, from
+the first byte of that request on, and aiohttp answers it (and whatever follows on the
+connection) exactly as without this module, its errors included. So this parser never has
+to be lenient, never rejects anything itself, and cannot disagree with aiohttp about where a
+request ends: it only ever frames requests by one plain ``Content-Length``; chunked bodies,
+``Expect``, ``Upgrade``, repeated headers, folded lines, control characters, bare LFs,
+percent-encoded or query-carrying targets, HTTP/1.0, other methods and other URLs are all
+aiohttp's.
 """
 
 from __future__ import annotations
@@ -76,20 +80,15 @@ def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | Hand
     if line is None:
         return HAND_OVER
     method, target = line.group(1), line.group(2).decode("ascii")
-    headers: dict[str, str] = {}
+    fields = []
     for raw in lines[1:]:
         name, colon, value = raw.partition(b":")
-        if not colon or not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
-            return HAND_OVER  # folded, controls, non-ASCII, not a token: aiohttp's to judge
-        name = name.lower()
-        if name in _HANDED_OVER:
+        if not colon:
             return HAND_OVER
-        key = name.decode("ascii")
-        if key in headers:
-            return HAND_OVER  # which one counts is aiohttp's to say
-        headers[key] = value.strip(b" \t").decode("ascii")
-    route = _route(method, target)
-    if route is None:
+        fields.append((name, value))
+    headers = plain_headers(fields)
+    route = loke_route(method, target)
+    if headers is None or route is None:
         return HAND_OVER
     length = _content_length(headers.get("content-length"), method, max_body)
     if length is None:
@@ -115,9 +114,28 @@ def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | Hand
     )
 
 
-def _route(method: bytes, target: str) -> tuple[Route, str, str | None, str | None] | None:
-    """LOKE's four URLs (``bridge/platforms/loke/routes.py``), each segment unreserved
-    characters only (nothing to decode)."""
+def plain_headers(fields: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """Header fields as a dict (names lower-cased, values without surrounding whitespace),
+    or ``None`` if any is not plain: a name not a token, a value with a control (other than
+    tab) or a non-ASCII byte, a name given twice, or a header that changes the framing or the
+    protocol. Folded lines never reach here: their name is not a token."""
+    headers: dict[str, str] = {}
+    for name, value in fields:
+        if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
+            return None  # controls, non-ASCII, not a token: aiohttp's to judge
+        lower = name.lower()
+        if lower in _HANDED_OVER:
+            return None
+        key = lower.decode("ascii")
+        if key in headers:
+            return None  # which one counts is aiohttp's to say
+        headers[key] = value.strip(b" \t").decode("ascii")
+    return headers
+
+
+def loke_route(method: bytes, target: str) -> tuple[Route, str, str | None, str | None] | None:
+    """LOKE's four URLs (``bridge/platforms/loke/routes.py``): the route, location, table and
+    payment id; each segment unreserved characters only (nothing to decode)."""
     parts = target.split("/")
     if len(parts) < 6 or parts[:4] != ["", "loke", "v1", "locations"]:
         return None

@@ -1,0 +1,82 @@
+"""LOKE's URLs through the tunnel are answered without the bridge's in-process aiohttp server
+(``bridge/uplink/fastpath.py``): exactly as the same bridge answers them directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
+from tests.relay.harness import (
+    add_venues,
+    relay_config,
+    running_bridge,
+    running_relay,
+    tunnel_section,
+    wait_until,
+)
+
+KEPT = ("Content-Type", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "ETag")
+Request = tuple[str, str, dict[str, str], bytes | None]
+
+
+async def answer(
+    http: aiohttp.ClientSession, base: str, request: Request
+) -> tuple[int, dict[str, str | None], Any]:
+    method, path, headers, body = request
+    async with http.request(method, base + path, headers=headers, data=body) as response:
+        raw = await response.read()
+        kept = {name: response.headers.get(name) for name in KEPT}
+        try:
+            return response.status, kept, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return response.status, kept, raw
+
+
+async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(tmp_path):
+    config = relay_config(tmp_path / "relay")
+    token = add_venues(config, "cafe-a")["cafe-a"]
+    async with (
+        running_relay(config) as relay,
+        running_bridge(tmp_path, tunnel_section(relay.tunnel_url, "cafe-a", token)) as uplink,
+        aiohttp.ClientSession() as http,
+    ):
+        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+        local = uplink.local
+        assert local is not None and local.server is not None
+        via_relay = f"{relay.url}/v/cafe-a"
+        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        status, _, bill = await answer(http, via_relay, ("GET", loke_url(4), LOKE_AUTH, None))
+        assert status == 200
+        json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
+        pay = orjson.dumps(payment_body(bill, "tunnel-fast-1", 100))
+        first = await answer(http, via_relay, ("POST", loke_url(4, "payments"), json_auth, pay))
+        assert first[0] == 201
+        assert len(local.server.connections) == 0  # no in-memory aiohttp connection was made
+
+        other = orjson.dumps(payment_body(bill, "tunnel-fast-1", 101))
+        requests: list[Request] = [
+            ("GET", loke_url(4), LOKE_AUTH, None),
+            ("GET", loke_url(4), {}, None),
+            ("GET", loke_url(4, location="nowhere"), LOKE_AUTH, None),
+            ("GET", loke_url("abc"), LOKE_AUTH, None),
+            ("GET", loke_url(99), LOKE_AUTH, None),
+            ("POST", loke_url(4, "payments"), json_auth, pay),  # a replay, both ways
+            ("POST", loke_url(4, "payments"), json_auth, other),  # the key reused
+            ("POST", loke_url(4, "payments"), json_auth, b"{not json"),
+            ("POST", loke_url(4, "payments"), json_auth, b'{"paymentId": 5}'),
+            ("POST", loke_url("abc", "payments"), json_auth, b"{}"),
+            ("GET", f"/loke/v1/locations/{LOCATION}/payments/tunnel-fast-1", LOKE_AUTH, None),
+            ("GET", f"/loke/v1/locations/{LOCATION}/payments/nope", LOKE_AUTH, None),
+            ("GET", f"/loke/v1/locations/{LOCATION}/tables", LOKE_AUTH, None),
+            # aiohttp's, through the tunnel as directly:
+            ("POST", loke_url(4, "payments"), {**LOKE_AUTH, "Content-Type": "text/plain"}, pay),
+            ("GET", loke_url(4) + "?via=query", LOKE_AUTH, None),
+            ("PUT", loke_url(4, "payments"), json_auth, b"{}"),
+        ]
+        for request in requests:
+            relayed = await answer(http, via_relay, request)
+            straight = await answer(http, direct, request)
+            assert relayed == straight, f"{request[0]} {request[1]}"
