@@ -110,8 +110,16 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run_bridge(config))
+        runner.run(run_bridge(config, ready=_settle_collector))
     return 0
+
+
+async def _settle_collector(runner: object, port: int) -> None:
+    """Once this process serves: its garbage collector set for the long run (``collector.py``;
+    here and not in ``run_bridge``, which tests run inside their own process)."""
+    from bridge import collector
+
+    collector.settle()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -247,7 +255,7 @@ def _relay(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(config.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run_relay(config))
+        runner.run(run_relay(config, ready=_settle_collector))
     return 0
 
 

@@ -24,6 +24,7 @@ import sys
 
 from aiohttp import web
 
+from bridge import collector
 from bridge.config import Config
 from bridge.logs import configure_logging
 from bridge.workers.app import create_worker_app
@@ -59,6 +60,7 @@ async def serve_worker(config: Config, listen_fd: int, channel_fd: int, owner_so
     server = await loop.create_server(fast.protocol, sock=socket.socket(fileno=listen_fd))
     try:
         channel.hello()
+        collector.settle()
         await stop.wait()
     finally:
         server.close()
