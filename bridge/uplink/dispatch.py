@@ -1,4 +1,6 @@
-"""Each REQUEST_HEAD from the relay is served in process by the bridge's own aiohttp server.
+"""Each REQUEST_HEAD from the relay is served in process by the bridge's own aiohttp server,
+or, for one of LOKE's four URLs in a plain form, by LOKE's operations directly
+(``fastpath.py``).
 
 Why in process: a loopback HTTP request per tunnelled request (what this module used to do)
 cost a second HTTP client, a second TCP connection's syscalls and event-loop wake-ups: more

@@ -81,6 +81,7 @@ class FastPathProtocol(asyncio.Protocol):
         self._paused = False
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None  # the answer in flight (a reference kept)
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class FastPathProtocol(asyncio.Protocol):
             return
         del self._buffer[: request.length]
         self._busy = True
-        asyncio.get_running_loop().create_task(self._answer(request))
+        self._task = asyncio.get_running_loop().create_task(self._answer(request))
 
     async def _answer(self, request: FastRequest) -> None:
         answer = await operations.answer(

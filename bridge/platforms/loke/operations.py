@@ -1,8 +1,9 @@
 """LOKE's four operations from a request's parts, whichever HTTP server read them.
 
-Why apart from ``routes.py``: a worker answers LOKE's URLs with aiohttp's web layer or with
-its own fast path (``bridge/workers/fastpath.py``); both call these, so the checks, their
-order and the answers cannot drift apart. Each checks the caller first (401 for a location
+Why apart from ``routes.py``: LOKE's URLs are answered by aiohttp's routes, by an HTTP
+worker's fast path (``bridge/workers/fastpath.py``) and by the tunnel's
+(``bridge/uplink/fastpath.py``); all three call these, so the checks, their order and the
+answers cannot drift apart. Each checks the caller first (401 for a location
 that is not linked, exactly as for a wrong secret), then its path parameters, then asks the
 location's backend.
 """
