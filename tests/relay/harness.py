@@ -128,6 +128,22 @@ async def running_bridge(
 
 
 @contextlib.asynccontextmanager
+async def relay_and_bridge(
+    tmp_path: Path, venue: str = "cafe-a"
+) -> AsyncIterator[tuple[RunningRelay, UplinkClient]]:
+    """One relay with ``venue`` added, and the whole bridge dialling it as that venue, once
+    the relay holds its tunnel."""
+    config = relay_config(tmp_path / "relay")
+    token = add_venues(config, venue)[venue]
+    async with (
+        running_relay(config) as relay,
+        running_bridge(tmp_path, tunnel_section(relay.tunnel_url, venue, token)) as uplink,
+    ):
+        await wait_until(lambda: relay.relay.registry.get(venue) is not None)
+        yield relay, uplink
+
+
+@contextlib.asynccontextmanager
 async def running_uplink(
     tmp_path: Path, local: LocalServer, tunnel: dict[str, Any]
 ) -> AsyncIterator[UplinkClient]:

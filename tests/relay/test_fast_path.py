@@ -9,14 +9,7 @@ import aiohttp
 import orjson
 
 from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
-from tests.relay.harness import (
-    add_venues,
-    relay_config,
-    running_bridge,
-    running_relay,
-    tunnel_section,
-    wait_until,
-)
+from tests.relay.harness import relay_and_bridge
 
 KEPT = ("Content-Type", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "ETag")
 Request = tuple[str, str, dict[str, str], bytes | None]
@@ -36,14 +29,7 @@ async def answer(
 
 
 async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(tmp_path):
-    config = relay_config(tmp_path / "relay")
-    token = add_venues(config, "cafe-a")["cafe-a"]
-    async with (
-        running_relay(config) as relay,
-        running_bridge(tmp_path, tunnel_section(relay.tunnel_url, "cafe-a", token)) as uplink,
-        aiohttp.ClientSession() as http,
-    ):
-        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+    async with relay_and_bridge(tmp_path) as (relay, uplink), aiohttp.ClientSession() as http:
         local = uplink.local
         assert local is not None and local.server is not None
         via_relay = f"{relay.url}/v/cafe-a"

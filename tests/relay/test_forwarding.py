@@ -18,6 +18,7 @@ from tests.relay.harness import (
     OPERATOR_TOKEN,
     RunningRelay,
     add_venues,
+    relay_and_bridge,
     relay_config,
     running_bridge,
     running_relay,
@@ -32,14 +33,7 @@ MIB = 1024 * 1024
 
 
 async def test_a_bill_fetch_and_a_payment_cross_the_relay(tmp_path):
-    config = relay_config(tmp_path / "relay")
-    token = add_venues(config, "cafe-a")["cafe-a"]
-    async with (
-        running_relay(config) as relay,
-        running_bridge(tmp_path, tunnel_section(relay.tunnel_url, "cafe-a", token)) as uplink,
-        aiohttp.ClientSession() as http,
-    ):
-        await wait_until(lambda: relay.relay.registry.get("cafe-a") is not None)
+    async with relay_and_bridge(tmp_path) as (relay, uplink), aiohttp.ClientSession() as http:
         base = f"{relay.url}/v/cafe-a"
         async with http.get(base + loke_url(3), headers=LOKE_AUTH) as response:
             assert response.status == 200, await response.text()
