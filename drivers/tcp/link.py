@@ -59,10 +59,16 @@ class TcpLink:
         return await self._reader.read(READ_BYTES)
 
     async def write(self, data: bytes) -> None:
-        if self._writer is None:
+        """Raises ``ConnectionError`` when not connected or the connection is gone: under
+        uvloop, writing to a closed transport raises ``RuntimeError`` instead, which would
+        escape the driver's error mapping as a bug (a crash test found it: three 500s)."""
+        writer = self._writer
+        if writer is None:
             raise ConnectionError("not connected")
-        self._writer.write(data)
-        await self._writer.drain()
+        if writer.is_closing():
+            raise ConnectionError("connection lost")
+        writer.write(data)
+        await writer.drain()
 
     async def close(self) -> None:
         """Close gracefully (FIN); reset instead if the peer does not take it in time."""

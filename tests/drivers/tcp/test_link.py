@@ -56,6 +56,28 @@ async def test_keepalive_zero_turns_it_off(listener):
     await link.close()
 
 
+def test_a_write_after_the_connection_is_gone_is_a_connection_error_under_uvloop():
+    """The bridge's loop is uvloop (``bridge.cli.event_loop_factory``), whose closed
+    transports raise ``RuntimeError`` on write; the link must say ``ConnectionError``, which
+    the driver maps to the POS going offline."""
+    from bridge.cli import event_loop_factory
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(lambda r, w: w.transport.abort(), "127.0.0.1", 0)
+        link = TcpLink("127.0.0.1", server.sockets[0].getsockname()[1], connect_timeout=BOUND_S)
+        await link.connect()
+        assert await asyncio.wait_for(link.read(), BOUND_S) == b""  # the peer reset it
+        link._writer.transport.abort()  # type: ignore[union-attr]  (as a reset leaves it)
+        await asyncio.sleep(0)
+        with pytest.raises(ConnectionError):
+            await link.write(b"ping")
+        await link.close()
+        server.close()
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(scenario())
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a full accept queue drops SYNs on Linux")
 async def test_connect_that_gets_no_answer_is_bounded_and_offline():
     with socket.socket() as full:
