@@ -135,7 +135,7 @@ class FastPathProtocol(asyncio.Protocol):
             request.body,
         )
         transport = self._transport
-        if transport is None:
+        if transport is None or transport.is_closing():  # the caller left: the answer drops
             return
         try:
             data = self._encode(answer, request.close)
