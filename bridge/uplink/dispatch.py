@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from bridge.answers import json_answer
+from bridge.answers import Answer, json_answer
 from bridge.errors import INTERNAL_ERROR
 from bridge.http.head import Route
 from bridge.http.responses import answer_fields
@@ -77,6 +77,8 @@ class LocalServer:
         #: for an application without them (then aiohttp serves everything).
         self.loke: LokeBackend | None = app.get(LOKE_BACKEND) if app is not None else None
         self.max_body = runtime.config.server.max_body_bytes if runtime is not None else 0
+        #: LOKE operations running on their own (see :func:`_answer_loke`), referenced here.
+        self.operations: set[asyncio.Task[Answer]] = set()
         self.host = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("ascii")
         self.sockname: tuple[str, int] = (host, port)
         #: In-memory keep-alive connections between requests, reused for bodiless ones (a
@@ -259,8 +261,7 @@ async def dispatch(local: LocalServer, head: RequestHead, stream: TunnelStream) 
         if call is not None:
             first, ended = await _body(stream, first, local.max_body)
             if ended and _length_agrees(call, first):
-                assert local.loke is not None
-                await _answer_loke(local.loke, call, first, conn, sid)
+                await _answer_loke(local, call, first, conn, sid)
                 return
         try:
             framing = encode_request_head(
@@ -332,11 +333,21 @@ def _length_agrees(call: LokeCall, body: bytes) -> bool:
 
 
 async def _answer_loke(
-    loke: LokeBackend, call: LokeCall, body: bytes, conn: TunnelConnection, sid: int
+    local: LocalServer, call: LokeCall, body: bytes, conn: TunnelConnection, sid: int
 ) -> None:
-    answer = await operations.answer(
-        loke, call.route, call.location, call.table, call.payment_id, call.headers, body
+    """Run the operation in a task of its own and wait for it shielded: the stream's task is
+    cancelled when the tunnel drops or the relay gives up, and a payment must then still be
+    taken to its end (recorded, applied or queued, its answer kept for the platform's retry),
+    as aiohttp lets a handler finish whose caller left. Only the answer is dropped."""
+    assert local.loke is not None
+    work = asyncio.ensure_future(
+        operations.answer(
+            local.loke, call.route, call.location, call.table, call.payment_id, call.headers, body
+        )
     )
+    local.operations.add(work)
+    work.add_done_callback(local.operations.discard)
+    answer = await asyncio.shield(work)
     try:
         fields = answer_fields(answer)
     except ValueError:

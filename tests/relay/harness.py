@@ -129,18 +129,18 @@ async def running_bridge(
 
 @contextlib.asynccontextmanager
 async def relay_and_bridge(
-    tmp_path: Path, venue: str = "cafe-a"
+    tmp_path: Path, venue: str = "cafe-a", *, limits: dict[str, Any] | None = None, **sections: Any
 ) -> AsyncIterator[tuple[RunningRelay, UplinkClient]]:
-    """One relay with ``venue`` added, and the whole bridge dialling it as that venue, once
+    """One relay (its ``[limits]`` overridden by ``limits``) with ``venue`` added, and the
+    whole bridge (``sections`` as in :func:`running_bridge`) dialling it as that venue, once
     the relay holds its tunnel."""
-    config = relay_config(tmp_path / "relay")
+    config = relay_config(tmp_path / "relay", **(limits or {}))
     token = add_venues(config, venue)[venue]
-    async with (
-        running_relay(config) as relay,
-        running_bridge(tmp_path, tunnel_section(relay.tunnel_url, venue, token)) as uplink,
-    ):
-        await wait_until(lambda: relay.relay.registry.get(venue) is not None)
-        yield relay, uplink
+    async with running_relay(config) as relay:
+        tunnel = tunnel_section(relay.tunnel_url, venue, token)
+        async with running_bridge(tmp_path, tunnel, **sections) as uplink:
+            await wait_until(lambda: relay.relay.registry.get(venue) is not None)
+            yield relay, uplink
 
 
 @contextlib.asynccontextmanager

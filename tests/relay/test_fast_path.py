@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 
 from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
-from tests.relay.harness import relay_and_bridge
+from tests.relay.harness import relay_and_bridge, wait_until
 
 KEPT = ("Content-Type", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "ETag")
 Request = tuple[str, str, dict[str, str], bytes | None]
@@ -66,3 +66,35 @@ async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(t
             relayed = await answer(http, via_relay, request)
             straight = await answer(http, direct, request)
             assert relayed == straight, f"{request[0]} {request[1]}"
+
+
+async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_path):
+    """The relay cancels the stream at its deadline (504); the bridge must still take the
+    payment to its end and keep its answer, not leave it half-done (``dispatch.py``)."""
+    drivers = {"main": {"url": "simulator:", "options": {"latency_ms": 400}}}
+    async with (
+        relay_and_bridge(tmp_path, limits={"request_timeout_s": 0.6}, drivers=drivers) as (
+            relay,
+            uplink,
+        ),
+        aiohttp.ClientSession() as http,
+    ):
+        local = uplink.local
+        assert local is not None
+        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        status, _, bill = await answer(http, direct, ("GET", loke_url(5), LOKE_AUTH, None))
+        assert status == 200
+        json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
+        pay = orjson.dumps(payment_body(bill, "given-up-1", 100))
+        request: Request = ("POST", loke_url(5, "payments"), json_auth, pay)
+        status, _, body = await answer(http, f"{relay.url}/v/cafe-a", request)
+        assert (status, body["error"]) == (504, "pos_timeout")
+
+        # Two POS calls of 0.4 s each, so the relay gave up during the second (applying):
+        # taken within a second or so. The replay, sent straight to the bridge, gets the
+        # stored answer; a payment cut mid-way would stay in_progress.
+        async def replayed() -> bool:
+            status, headers, _ = await answer(http, direct, request)
+            return status == 201 and headers["Idempotent-Replayed"] == "true"
+
+        await wait_until(replayed, 5)
