@@ -9,6 +9,7 @@ The JSON is the same data; only non-ASCII characters are sent as UTF-8 rather th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from email.utils import formatdate
@@ -19,6 +20,9 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from bridge.answers import Answer
+from bridge.errors import INTERNAL_ERROR
+
+logger = logging.getLogger(__name__)
 
 
 def json_response(
@@ -83,3 +87,14 @@ def answer_fields(answer: Answer) -> list[tuple[bytes, bytes]]:
             raise ValueError(f"header {name!r} holds a line break")
         fields.append((name.encode("latin-1"), value.encode("latin-1")))
     return fields
+
+
+def sendable(answer: Answer) -> tuple[Answer, list[tuple[bytes, bytes]]]:
+    """``answer`` and its head fields, for a fast path; an answer whose headers cannot be
+    sent (:func:`answer_fields`) becomes a logged 500 ``internal_error`` instead."""
+    try:
+        return answer, answer_fields(answer)
+    except ValueError:
+        logger.exception("an answer with status %d cannot be sent", answer.status)
+        internal = Answer(500, orjson.dumps(INTERNAL_ERROR))
+        return internal, answer_fields(internal)

@@ -28,10 +28,9 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from bridge.answers import Answer, json_answer
-from bridge.errors import INTERNAL_ERROR
+from bridge.answers import Answer
 from bridge.http.head import Route
-from bridge.http.responses import answer_fields
+from bridge.http.responses import sendable
 from bridge.platforms.loke import operations
 from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
 from bridge.runtime import RUNTIME
@@ -347,13 +346,7 @@ async def _answer_loke(
     )
     local.operations.add(work)
     work.add_done_callback(local.operations.discard)
-    answer = await asyncio.shield(work)
-    try:
-        fields = answer_fields(answer)
-    except ValueError:
-        logger.exception("answer to %s cannot be sent", call.route.value)
-        answer = json_answer(INTERNAL_ERROR, 500)
-        fields = answer_fields(answer)
+    answer, fields = sendable(await asyncio.shield(work))
     if conn.alive:
         conn.protocol.send_response(sid, answer.status, fields, answer.body)
         conn.kick()

@@ -19,20 +19,16 @@ whose head or body never completes counts as silence: it holds nothing.
 from __future__ import annotations
 
 import asyncio
-import logging
 from http import HTTPStatus
 from typing import cast
 
 from aiohttp import web
 
-from bridge.answers import Answer, json_answer
-from bridge.errors import INTERNAL_ERROR
+from bridge.answers import Answer
 from bridge.http.head import FastRequest, HandOver, read_request
-from bridge.http.responses import answer_fields
+from bridge.http.responses import sendable
 from bridge.platforms.loke import operations
 from bridge.platforms.loke.backend import LokeBackend
-
-logger = logging.getLogger(__name__)
 
 #: Seconds a connection with nothing in flight may stay silent (aiohttp's keep-alive default).
 KEEPALIVE_S = 75.0
@@ -137,12 +133,7 @@ class FastPathProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():  # the caller left: the answer drops
             return
-        try:
-            data = self._encode(answer, request.close)
-        except ValueError:
-            logger.exception("answer to %s cannot be sent", request.route.value)
-            data = self._encode(json_answer(INTERNAL_ERROR, 500), request.close)
-        transport.write(data)
+        transport.write(self._encode(answer, request.close))
         self._busy = False
         self._touch()
         if request.close or self._closing:
@@ -155,8 +146,9 @@ class FastPathProtocol(asyncio.Protocol):
 
     @staticmethod
     def _encode(answer: Answer, close: bool) -> bytes:
+        answer, fields = sendable(answer)
         parts = [f"HTTP/1.1 {answer.status} {_PHRASES.get(answer.status, '')}\r\n".encode()]
-        parts += [name + b": " + value + b"\r\n" for name, value in answer_fields(answer)]
+        parts += [name + b": " + value + b"\r\n" for name, value in fields]
         if close:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
