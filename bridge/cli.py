@@ -246,7 +246,7 @@ def _relay(args: argparse.Namespace) -> int:
     import logging
 
     from bridge.logs import RedactSecrets
-    from bridge.relay.app import run_relay
+    from bridge.relay.server import run_relay
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

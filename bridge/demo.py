@@ -25,8 +25,8 @@ from aiohttp import web
 
 from bridge.config import load_config
 from bridge.logs import configure_logging
-from bridge.relay.app import RELAY, close_tunnels, create_relay_app
 from bridge.relay.config import load_relay_config
+from bridge.relay.server import start_relay_server
 from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
 from drivers.emulator.run import make_pos, running_emulator
@@ -146,12 +146,9 @@ async def _run_demo(
     venues.unlink(missing_ok=True)  # a fresh token each run
     token = add_venue(venues, VENUE)
 
-    relay_app = create_relay_app(relay_config)
-    relay_runner = web.AppRunner(relay_app, access_log=None, handle_signals=False)
-    await relay_runner.setup()
+    relay_server = await start_relay_server(relay_config, "127.0.0.1", relay_port)
     try:
-        await web.TCPSite(relay_runner, "127.0.0.1", relay_port, reuse_address=True).start()
-        relay_base = f"http://127.0.0.1:{relay_runner.addresses[0][1]}"
+        relay_base = f"http://127.0.0.1:{relay_server.port}"
         config_path = data_dir / "demo.toml"
         config_path.write_text(
             demo_config_text(
@@ -169,7 +166,7 @@ async def _run_demo(
         stop = asyncio.Event()
 
         async def ready(runner: web.AppRunner, bound_port: int) -> None:
-            registry = relay_app[RELAY].registry
+            registry = relay_server.relay.registry
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TUNNEL_WAIT_S
             while registry.get(VENUE) is None and loop.time() < deadline:
@@ -183,8 +180,7 @@ async def _run_demo(
 
         await run_bridge(config, ready=ready, stop=stop)
     finally:
-        await close_tunnels(relay_app)
-        await relay_runner.cleanup()
+        await relay_server.close()
 
 
 class Guide:

@@ -1,21 +1,21 @@
-"""LOKE's four URLs told apart from every other request, for the fast paths, sans I/O.
+"""Requests the fast paths answer themselves, told apart from every other request, sans I/O.
 
 Why: aiohttp's request and response machinery (protocol, router, request and response
-objects, writer) was most of an HTTP worker's CPU per payment, and of the bridge's per
-tunnelled request (py-spy, ``docs/scaling.md``). Two fast paths answer LOKE's URLs without
-it: a worker's listener (``bridge/workers/fastpath.py``, which reads raw HTTP/1.1 here with
-:func:`read_request`) and the tunnel (``bridge/uplink/fastpath.py``, whose requests arrive
-framed, and which uses :func:`loke_route` and :func:`plain_headers`). Both accept only a
-narrow, unambiguous form and leave everything else to aiohttp.
+objects, writer) was most of an HTTP worker's CPU per payment, of the bridge's per tunnelled
+request and of the relay's per relayed one (py-spy, ``docs/scaling.md``). Three fast paths go
+around it: a worker's listener (``bridge/workers/fastpath.py``: LOKE's four URLs, read here by
+:func:`read_request`), the relay's public listener (``bridge/relay/fastpath.py``: ``/v/…``,
+with :func:`read_head` and :func:`body_of`) and the tunnel (``bridge/uplink/fastpath.py``,
+whose requests arrive framed, and which uses :func:`loke_route` and :func:`plain_headers`).
+All accept only a narrow, unambiguous form and leave everything else to aiohttp.
 
-On a worker's listener that is a **hand-over**: the connection goes to aiohttp whole, from
-the first byte of that request on, and aiohttp answers it (and whatever follows on the
-connection) exactly as without this module, its errors included. So this parser never has
-to be lenient, never rejects anything itself, and cannot disagree with aiohttp about where a
-request ends: it only ever frames requests by one plain ``Content-Length``; chunked bodies,
-``Expect``, ``Upgrade``, repeated headers, folded lines, control characters, bare LFs,
-percent-encoded or query-carrying targets, HTTP/1.0, other methods and other URLs are all
-aiohttp's.
+On a listener that is a **hand-over**: the connection goes to aiohttp whole, from the first
+byte of that request on, and aiohttp answers it (and whatever follows on the connection)
+exactly as without this module, its errors included. So this parser never has to be lenient,
+never rejects anything itself, and cannot disagree with aiohttp about where a request ends:
+it only ever frames requests by one plain ``Content-Length``; chunked bodies, ``Expect``,
+``Upgrade``, repeated headers, folded lines, control characters, bare LFs, targets outside
+the caller's pattern, HTTP/1.0, other methods and other URLs are all aiohttp's.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from enum import Enum
 #: A head longer than this is handed over (aiohttp answers oversized lines and fields).
 MAX_HEAD_BYTES = 8 * 1024
 
-_REQUEST_LINE = re.compile(rb"(GET|POST) (/[A-Za-z0-9._~/-]*) HTTP/1\.1")
+#: LOKE's request line: unreserved characters only in the path, no query.
+LOKE_REQUEST_LINE = re.compile(rb"(GET|POST) (/[A-Za-z0-9._~/-]*) HTTP/1\.1")
 #: A field's name (a token) and its value (visible ASCII, spaces and tabs): one character
 #: class each, so matching is linear in the line.
 _NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -45,8 +46,23 @@ class Route(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """A plain request head: method, target, fields as sent (in order, names as spelled),
+    the same as a dict (names lower-cased, each at most once), the body's length, where the
+    body starts in the buffer, and whether to close after the answer."""
+
+    method: bytes
+    target: str
+    fields: list[tuple[bytes, bytes]]
+    headers: dict[str, str]
+    body_length: int
+    body_start: int
+    close: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FastRequest:
-    """A request this worker answers itself: which route, its path parameters, its headers
+    """A LOKE request a worker answers itself: which route, its path parameters, its headers
     (names lower-cased, each at most once), its body, and whether to close afterwards."""
 
     route: Route
@@ -66,9 +82,12 @@ class HandOver:
 HAND_OVER = HandOver()
 
 
-def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | HandOver | None:
-    """The request at the start of ``buffer``: a :class:`FastRequest`, :data:`HAND_OVER`, or
-    ``None`` while its head or body is still incomplete."""
+def read_head(
+    buffer: bytes | bytearray, max_body: int, request_line: re.Pattern[bytes]
+) -> Head | HandOver | None:
+    """The plain head at the start of ``buffer`` whose request line matches ``request_line``
+    (groups: method, target), :data:`HAND_OVER`, or ``None`` while it is incomplete. A body
+    over ``max_body`` (or any on a GET) is handed over: aiohttp answers 413 or streams it."""
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
     head = buffer[:end] if end >= 0 else buffer[:MAX_HEAD_BYTES]
     if head.count(b"\n") != head.count(b"\r\n"):
@@ -76,7 +95,7 @@ def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | Hand
     if end < 0:
         return HAND_OVER if len(buffer) >= MAX_HEAD_BYTES else None
     lines = bytes(head).split(b"\r\n")
-    line = _REQUEST_LINE.fullmatch(lines[0])
+    line = request_line.fullmatch(lines[0])
     if line is None:
         return HAND_OVER
     method, target = line.group(1), line.group(2).decode("ascii")
@@ -87,19 +106,34 @@ def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | Hand
             return HAND_OVER
         fields.append((name, value))
     headers = plain_headers(fields)
-    route = loke_route(method, target)
-    if headers is None or route is None:
+    if headers is None:
         return HAND_OVER
     length = _content_length(headers.get("content-length"), method, max_body)
-    if length is None:
-        return HAND_OVER
-    if method == b"POST" and headers.get("content-type") != "application/json":
-        return HAND_OVER  # parameters, other types: aiohttp's parser and its 415
     close = _closes(headers.get("connection"))
-    if close is None:
+    if length is None or close is None:
         return HAND_OVER
-    start = end + 4
-    if len(buffer) < start + length:
+    return Head(method, target, fields, headers, length, end + 4, close)
+
+
+def body_of(buffer: bytes | bytearray, head: Head) -> bytes | None:
+    """``head``'s body, or ``None`` while the buffer does not hold all of it yet."""
+    end = head.body_start + head.body_length
+    return bytes(buffer[head.body_start : end]) if len(buffer) >= end else None
+
+
+def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | HandOver | None:
+    """The LOKE request at the start of ``buffer``: a :class:`FastRequest`,
+    :data:`HAND_OVER`, or ``None`` while its head or body is still incomplete."""
+    head = read_head(buffer, max_body, LOKE_REQUEST_LINE)
+    if not isinstance(head, Head):
+        return head
+    route = loke_route(head.method, head.target)
+    if route is None:
+        return HAND_OVER
+    if head.method == b"POST" and head.headers.get("content-type") != "application/json":
+        return HAND_OVER  # parameters, other types: aiohttp's parser and its 415
+    body = body_of(buffer, head)
+    if body is None:
         return None
     kind, location, table, payment_id = route
     return FastRequest(
@@ -107,10 +141,10 @@ def read_request(buffer: bytes | bytearray, max_body: int) -> FastRequest | Hand
         location,
         table,
         payment_id,
-        headers,
-        bytes(buffer[start : start + length]),
-        close,
-        start + length,
+        head.headers,
+        body,
+        head.close,
+        head.body_start + head.body_length,
     )
 
 

@@ -12,13 +12,10 @@ HTTP and the bridges' websockets (the ``websockets`` library would need a second
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
-import signal
-import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -276,37 +273,3 @@ async def close_tunnels(app: web.Application, timeout_s: float = CLOSE_TIMEOUT_S
 async def _close_tunnels_late(app: web.Application) -> None:
     # ``on_shutdown`` runs after pre_shutdown: the answer cannot be read, so do not wait for it.
     await close_tunnels(app, timeout_s=0)
-
-
-async def run_relay(
-    config: RelayConfig,
-    *,
-    ready: Callable[[web.AppRunner, int], Awaitable[None]] | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Serve the relay until ``stop`` is set or SIGTERM/SIGINT arrives; tunnels are closed
-    (GOING_AWAY, 1001) before the server stops."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(create_relay_app(config), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        ssl_context = config.ssl_context()
-        site = web.TCPSite(
-            runner, config.host, config.port, reuse_address=True, ssl_context=ssl_context
-        )
-        await site.start()
-        port = runner.addresses[0][1]
-        scheme = "https" if ssl_context else "http"
-        logger.info("relay listening on %s://%s:%d", scheme, config.host, port)
-        if ready is not None:
-            await ready(runner, port)
-        started = time.monotonic()
-        await stop.wait()
-        logger.info("relay stopping after %.0f s", time.monotonic() - started)
-        await close_tunnels(runner.app)
-    finally:
-        await runner.cleanup()

@@ -235,8 +235,10 @@ class Cluster:
         more = not request.content.at_eof()
         head = _encode_head(
             method=request.method,
-            path=tunnel_path(request, venue),
-            headers=_headers_text(forwarded_headers(request)),
+            path=tunnel_path(request.raw_path),
+            headers=_headers_text(
+                forwarded_headers(request.raw_headers, request.remote, request.scheme)
+            ),
         )
         with self._inbox() as channel:
             fields = {

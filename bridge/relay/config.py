@@ -78,6 +78,9 @@ class RelayConfig:
     log_level: str = "info"
     #: ``/metrics`` without the operator token (for a scraper on a private network).
     metrics_public: bool = False
+    #: Plain public requests relayed without aiohttp's web layer (``fastpath.py``); off,
+    #: every request takes aiohttp's route (the same answers, more CPU).
+    fast_path: bool = True
     #: PEM certificate chain and key: the relay serves https:// and wss:// itself.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -120,9 +123,8 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
     log_level = relay.choice("log_level", "info", LOG_LEVELS)
     host = relay.text("host", "127.0.0.1")
     port = relay.integer("port", 8443, 0, 65535) or 0
-    metrics_public = relay.raw("metrics_public", False)
-    if type(metrics_public) is not bool:
-        raise ConfigError(relay.key("metrics_public"), "must be true or false")
+    metrics_public = _flag(relay, "metrics_public", False)
+    fast_path = _flag(relay, "fast_path", True)
     tls_cert, tls_key = _tls(relay, base)
     relay.done()
 
@@ -148,12 +150,20 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
         port=port,
         log_level=log_level,
         metrics_public=metrics_public,
+        fast_path=fast_path,
         tls_cert=tls_cert,
         tls_key=tls_key,
         limits=limits,
         nats=nats,
         rate_limit=rate_limit,
     )
+
+
+def _flag(t: TomlTable, name: str, default: bool) -> bool:
+    value = t.raw(name, default)
+    if type(value) is not bool:
+        raise ConfigError(t.key(name), "must be true or false")
+    return value
 
 
 def _tls(t: TomlTable, base: Path) -> tuple[Path | None, Path | None]:

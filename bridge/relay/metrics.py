@@ -112,19 +112,27 @@ class RelayMetrics:
         )
 
     def observe(
-        self, request: web.Request, status: int, response: web.StreamResponse | None, began: float
+        self, venue: str, status: int, request_bytes: int, response_bytes: int, began: float
     ) -> None:
-        venue = request.match_info.get("venue", "")
+        """One public request done: its venue (``_unknown`` if not registered), status class,
+        duration since ``began`` (monotonic) and body sizes."""
         label = venue if self._known_venue(venue) else "_unknown"
         traffic = self.traffic
         traffic.count(label, status // 100, time.monotonic() - began)
-        traffic.request_bytes += request.content.total_bytes
+        traffic.request_bytes += request_bytes
+        traffic.response_bytes += response_bytes
+
+    def _observe(
+        self, request: web.Request, status: int, response: web.StreamResponse | None, began: float
+    ) -> None:
+        size = 0
         if response is not None:
             # A Response not yet written (the relay's whole-answer path) has no body_length.
             size = response.body_length
             if not size and isinstance(response, web.Response) and not response.prepared:
                 size = response.content_length or 0
-            traffic.response_bytes += size
+        venue = request.match_info.get("venue", "")
+        self.observe(venue, status, request.content.total_bytes, size, began)
 
     def middleware(self) -> Middleware:
         @web.middleware
@@ -135,15 +143,15 @@ class RelayMetrics:
             try:
                 response = await handler(request)
             except ApiError as exc:
-                self.observe(request, exc.status, None, began)
+                self._observe(request, exc.status, None, began)
                 raise
             except web.HTTPException as exc:
-                self.observe(request, exc.status, None, began)
+                self._observe(request, exc.status, None, began)
                 raise
             except BaseException:
-                self.observe(request, 500, None, began)
+                self._observe(request, 500, None, began)
                 raise
-            self.observe(request, response.status, response, began)
+            self._observe(request, response.status, response, began)
             return response
 
         return metrics_middleware

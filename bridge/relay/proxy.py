@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -76,21 +76,25 @@ def pos_timeout(seconds: float) -> GatewayTimeoutError:
 _NOT_FORWARDED = HOP_BY_HOP | {b"x-forwarded-for", b"x-forwarded-proto"}
 
 
-def forwarded_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
-    """The request's end-to-end headers, in order, plus ``X-Forwarded-*``."""
-    raw = request.raw_headers
+def forwarded_headers(
+    raw: Iterable[tuple[bytes, bytes]], remote: str | None, scheme: str
+) -> list[tuple[bytes, bytes]]:
+    """The request's end-to-end headers ``raw``, in order, plus ``X-Forwarded-For`` (any
+    chain the caller sent, then its address ``remote``) and ``X-Forwarded-Proto``."""
+    raw = list(raw)
     headers = end_to_end(raw, _NOT_FORWARDED)
     chain = [v for k, v in raw if k.lower() == b"x-forwarded-for"]
-    chain.append((request.remote or "unknown").encode("latin-1"))
+    chain.append((remote or "unknown").encode("latin-1"))
     headers.append((b"X-Forwarded-For", b", ".join(chain)))
-    headers.append((b"X-Forwarded-Proto", request.scheme.encode("latin-1")))
+    headers.append((b"X-Forwarded-Proto", scheme.encode("latin-1")))
     return headers
 
 
-def tunnel_path(request: web.Request, venue: str) -> str:
-    """The raw path and query after ``/v/{venue}``, starting with ``/``."""
-    rest = request.raw_path[len(f"/v/{venue}") :]
-    return rest if rest.startswith("/") else "/" + rest
+def tunnel_path(raw_path: str) -> str:
+    """The raw path and query after ``/v/{venue}``, starting with ``/``: the venue's segment
+    is skipped as sent (percent-encoded or not), never re-encoded from its decoded name."""
+    rest = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""
+    return "/" + rest
 
 
 async def _upload(read: BodyReader, stream: TunnelStream, limit: int) -> None:
@@ -122,12 +126,12 @@ async def forward(
     async with TunnelExchange(
         link,
         request.method,
-        tunnel_path(request, venue),
-        forwarded_headers(request),
+        tunnel_path(request.raw_path),
+        forwarded_headers(request.raw_headers, request.remote, request.scheme),
         (lambda: content.read(READ_BYTES)) if request.can_read_body else None,
         limits,
     ) as (stream, head):
-        return await _stream_response(request, stream, head, limits.request_timeout_s)
+        return await _stream_response(request, stream, head, venue, limits)
 
 
 class TunnelExchange:
@@ -208,16 +212,8 @@ class TunnelExchange:
             except PayloadTooLargeError:
                 self._cancel_code = CancelCode.TOO_LARGE
                 raise
-            except TunnelGoneError:
-                raise venue_offline(venue, limits.retry_after_s) from None
-            except StreamCancelledError as exc:
-                if exc.code == CancelCode.TOO_LARGE:
-                    raise too_large(limits.max_body_bytes) from None
-                raise BadGatewayError(
-                    "venue_error",
-                    "the venue's bridge abandoned the request",
-                    {"cancelCode": exc.code},
-                ) from None
+            except (TunnelGoneError, StreamCancelledError) as exc:
+                raise broken_off(exc, venue, limits) from None
         except BaseException:
             await self._finish()
             raise
@@ -237,6 +233,36 @@ class TunnelExchange:
         if self._stream is not None:
             self._link.conn.release(self._stream.id, self._cancel_code)
         self._link.slots.release()
+
+
+def broken_off(
+    error: TunnelGoneError | StreamCancelledError, venue: str, limits: RelayLimits
+) -> ApiError:
+    """The typed error for an exchange that broke off before its answer's head was sent:
+    503 ``venue_offline`` (the tunnel went), 413 (the bridge refused the body's size) or
+    502 ``venue_error`` (the bridge cancelled it)."""
+    if isinstance(error, TunnelGoneError):
+        return venue_offline(venue, limits.retry_after_s)
+    if error.code == CancelCode.TOO_LARGE:
+        return too_large(limits.max_body_bytes)
+    return BadGatewayError(
+        "venue_error", "the venue's bridge abandoned the request", {"cancelCode": error.code}
+    )
+
+
+def waiting_parts(
+    stream: TunnelStream, venue: str, limits: RelayLimits
+) -> tuple[list[bytes], bool]:
+    """The answer's body pieces already here (bounded by the stream's window), and whether
+    they are all of it; before anything is written, so a stream broken off already gets its
+    typed error (:func:`broken_off`), not a 500."""
+    parts: list[bytes] = []
+    try:
+        while data := stream.read_nowait():
+            parts.append(data)
+    except (TunnelGoneError, StreamCancelledError) as exc:
+        raise broken_off(exc, venue, limits) from None
+    return parts, data == b""
 
 
 def _expire(head: asyncio.Future[ResponseHead]) -> None:
@@ -279,17 +305,15 @@ def sent_whole(method: str, status: int) -> bool:
 
 
 async def _stream_response(
-    request: web.Request, stream: TunnelStream, head: ResponseHead, idle_s: float
+    request: web.Request, stream: TunnelStream, head: ResponseHead, venue: str, limits: RelayLimits
 ) -> web.StreamResponse:
     # A list, not a CIMultiDict: aiohttp copies what it is given into its own CIMultiDict.
     headers = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in end_to_end(head.headers)
     ]
-    parts: list[bytes] = []
-    while data := stream.read_nowait():  # what is here already; bounded by the stream window
-        parts.append(data)
-    if data == b"" and sent_whole(request.method, head.status):
+    parts, whole = waiting_parts(stream, venue, limits)
+    if whole and sent_whole(request.method, head.status):
         # The whole answer came with its head (a bill, a payment): one Response, written by
         # aiohttp in one go, instead of a head write, a body write and an end.
         return web.Response(status=head.status, body=b"".join(parts), headers=headers)
@@ -298,11 +322,11 @@ async def _stream_response(
     try:
         for part in parts:
             await response.write(part)
-        ended = data == b""
+        ended = whole
         while not ended:
             data = stream.read_nowait()
             if data is None:  # the idle timeout is armed only around a real wait
-                async with asyncio.timeout(idle_s):
+                async with asyncio.timeout(limits.request_timeout_s):
                     data = await stream.read()
             if data:
                 await response.write(data)

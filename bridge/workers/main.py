@@ -29,7 +29,7 @@ from bridge.config import Config
 from bridge.logs import configure_logging
 from bridge.workers.app import create_worker_app
 from bridge.workers.client import OwnerChannel, OwnerLokeBackend
-from bridge.workers.fastpath import FastPath
+from bridge.workers.fastpath import loke_listener
 
 logger = logging.getLogger("bridge.workers")
 
@@ -56,7 +56,7 @@ async def serve_worker(config: Config, listen_fd: int, channel_fd: int, owner_so
     await runner.setup()
     assert runner.server is not None  # made by setup()
     backend = OwnerLokeBackend(config.locations, channel)
-    fast = FastPath(backend, runner.server, config.server.max_body_bytes)
+    fast = loke_listener(backend, runner.server, config.server.max_body_bytes)
     server = await loop.create_server(fast.protocol, sock=socket.socket(fileno=listen_fd))
     try:
         channel.hello()

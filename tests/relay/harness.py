@@ -20,8 +20,9 @@ import aiohttp
 from aiohttp import web
 
 from bridge.config import TunnelConfig
-from bridge.relay.app import RELAY, Relay, close_tunnels, create_relay_app
+from bridge.relay.app import Relay
 from bridge.relay.config import RelayConfig, parse_relay_config
+from bridge.relay.server import RelayServer, start_relay_server
 from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
 from bridge.tunnel.messages import Close, Event
@@ -40,11 +41,22 @@ def free_port() -> int:
 
 
 def relay_config(
-    tmp_path: Path, port: int = 0, *, sections: dict[str, Any] | None = None, **limits: Any
+    tmp_path: Path,
+    port: int = 0,
+    *,
+    relay: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
+    **limits: Any,
 ) -> RelayConfig:
-    """A relay config; ``limits`` go to ``[limits]``, ``sections`` are whole extra tables."""
+    """A relay config; ``relay`` adds keys to ``[relay]``, ``limits`` go to ``[limits]``,
+    ``sections`` are whole extra tables."""
     data = {
-        "relay": {"operator_token": OPERATOR_TOKEN, "port": port, "venues_file": "venues.toml"},
+        "relay": {
+            "operator_token": OPERATOR_TOKEN,
+            "port": port,
+            "venues_file": "venues.toml",
+            **(relay or {}),
+        },
         "limits": {"heartbeat_interval_s": 1.0, **limits},
         **(sections or {}),
     }
@@ -57,40 +69,37 @@ def add_venues(config: RelayConfig, *names: str) -> dict[str, str]:
 
 @dataclass
 class RunningRelay:
-    relay: Relay
-    runner: web.AppRunner
-    port: int
-    tls: bool = False
+    server: RelayServer
+
+    @property
+    def relay(self) -> Relay:
+        return self.server.relay
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     async def stop(self) -> None:
         """As ``run_relay`` stops: tunnels closed first, then the server."""
-        await close_tunnels(self.runner.app)
-        await self.runner.cleanup()
+        await self.server.close()
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.server.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def tunnel_url(self) -> str:
-        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/tunnel"
+        return f"{'wss' if self.server.tls else 'ws'}://127.0.0.1:{self.port}/tunnel"
 
 
 @contextlib.asynccontextmanager
 async def running_relay(config: RelayConfig) -> AsyncIterator[RunningRelay]:
-    app = create_relay_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    """The relay as ``pos-bridge relay`` serves it (``start_relay_server``), on 127.0.0.1."""
+    server = await start_relay_server(config, "127.0.0.1")
     try:
-        ssl_context = config.ssl_context()
-        site = web.TCPSite(
-            runner, "127.0.0.1", config.port, reuse_address=True, ssl_context=ssl_context
-        )
-        await site.start()
-        yield RunningRelay(app[RELAY], runner, runner.addresses[0][1], ssl_context is not None)
+        yield RunningRelay(server)
     finally:
-        await close_tunnels(app)
-        await runner.cleanup()
+        await server.close()
 
 
 def tunnel_section(url: str, venue: str, token: str, **extra: Any) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from aiohttp import web
 
 from bridge.app import create_app
 from bridge.config import Config
+from bridge.http.fastconn import FastListener
+from bridge.http.head import FastRequest
 from bridge.platforms.loke.backend import LOKE_BACKEND
-from bridge.workers.fastpath import FastPath
+from bridge.workers.fastpath import loke_listener
 from tests.conftest import ADMIN_AUTH, LOKE_AUTH, loke_url
 
 KEEPALIVE_S = 0.3
@@ -23,12 +25,12 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @pytest.fixture
-async def fast(config: Config) -> AsyncIterator[tuple[FastPath, int]]:
+async def fast(config: Config) -> AsyncIterator[tuple[FastListener[FastRequest], int]]:
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
     assert runner.server is not None
     app = runner.app
-    fast_path = FastPath(app[LOKE_BACKEND], runner.server, 2048, keepalive_s=KEEPALIVE_S)
+    fast_path = loke_listener(app[LOKE_BACKEND], runner.server, 2048, keepalive_s=KEEPALIVE_S)
     server = await asyncio.get_running_loop().create_server(fast_path.protocol, "127.0.0.1", 0)
     try:
         yield fast_path, server.sockets[0].getsockname()[1]
