@@ -56,11 +56,14 @@ def write_relay_config(
     unlimited: bool = False,
     nats_url: str | None = None,
     venues_file: Path | None = None,
+    fast_path: bool = True,
 ) -> Path:
     """``unlimited``: lift the per-venue request rate limit (``[rate_limit]``), which would
     otherwise answer 429 above its default (200/s): the bench measures the relay's capacity,
     not the limit. ``nats_url``: join that NATS server's cluster (``[nats]``, defaults
-    otherwise). ``venues_file``: another relay's, so both know the same venues."""
+    otherwise). ``venues_file``: another relay's, so both know the same venues. ``fast_path``
+    false: every public request through aiohttp's route (written only then, so a relay from
+    before the key existed can be measured too)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "relay.toml"
     rate_limit = "\n[rate_limit]\nrequests_per_s = 1000000.0\nburst = 1000000\n"
@@ -72,7 +75,8 @@ def write_relay_config(
         f"venues_file = {json.dumps(str(venues_file or 'venues.toml'))}\n"
         f'operator_token = "{OPERATOR_TOKEN}"\n'
         f'log_level = "{log_level}"\n'
-        "\n[limits]\n"
+        + ("" if fast_path else "fast_path = false\n")
+        + "\n[limits]\n"
         f"heartbeat_interval_s = {heartbeat_s}\n" + (rate_limit if unlimited else "") + nats
     )
     return path

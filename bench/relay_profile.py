@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.relay_profile                    # py-spy + cProfile at 1,000/s
     .venv/bin/python -m bench.relay_profile --callgrind        # + instructions per request
+    .venv/bin/python -m bench.relay_profile --no-fast-path     # every request through aiohttp
 
 Starts the bridge and a relay holding its tunnel as ``bench/relay.py`` does (``bench/relayed.py``,
 the relay's rate limit lifted), then drives bill GETs through the relay with the open-loop
@@ -101,7 +102,9 @@ def drive(
     )
 
 
-def relay_serving(python: str, callgrind: bool = False) -> AbstractContextManager[Relayed]:
+def relay_serving(
+    python: str, callgrind: bool = False, fast_path: bool = True
+) -> AbstractContextManager[Relayed]:
     """Relay and bridge up (:func:`bench.relayed.relay_and_bridge`), the relay run through
     :func:`serve` (its cProfile dumped beside its config), the bridge as ``python -m bridge
     serve``; ``callgrind``: the relay under callgrind."""
@@ -111,14 +114,14 @@ def relay_serving(python: str, callgrind: bool = False) -> AbstractContextManage
         return [python, "-m", "bench.relay_profile", "--serve", str(config), str(cprofile)]
 
     return relay_and_bridge(
-        python, "relay-profile", True, relay_argv, "relay" if callgrind else None
+        python, "relay-profile", True, relay_argv, "relay" if callgrind else None, fast_path
     )
 
 
 def profile_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, Any]:
     py_spy = profile.py_spy_binary(python)
     out: dict[str, Any] = {}
-    with relay_serving(python) as pair:
+    with relay_serving(python, fast_path=not args.no_fast_path) as pair:
         relay = pair.relay
         result = drive(args, relay, args.rate)
         cpu = out["cpu_ms_per_request"] = result["cpu_ms_per_request"]
@@ -151,7 +154,7 @@ def profile_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, 
 
 
 def callgrind_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, Any]:
-    with relay_serving(python, callgrind=True) as pair:
+    with relay_serving(python, callgrind=True, fast_path=not args.no_fast_path) as pair:
         relay = pair.relay
         result = drive(
             args,
@@ -192,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callgrind-rate", type=int, default=15)
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "CPROFILE"), help=argparse.SUPPRESS)
     parser.add_argument("--python", default=None)
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="the relay with [relay] fast_path = false"
+    )
     args = parser.parse_args(argv)
     if args.serve:
         return serve(*args.serve)

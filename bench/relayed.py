@@ -61,18 +61,23 @@ def relay_and_bridge(
     plain_bridge: bool,
     relay_argv: Callable[[Path], list[str]] | None = None,
     callgrind: Literal["relay", "bridge"] | None = None,
+    fast_path: bool = True,
 ) -> Iterator[Relayed]:
     """Relay and bridge up with the tunnel between them, in a fresh ``bench/results/<name>-*``
     folder (configs, logs, data); both stopped and the folder removed on leaving.
     ``relay_argv(config)`` replaces the relay's command (a profiling wrapper); the bridge is
     ``python -m bridge serve`` with ``plain_bridge``, else ``bench.serve_counted`` (counters,
     cProfile toggle). ``callgrind``: that side runs under callgrind, counting nothing until
-    ``callgrind_control -i on``, its output in ``<folder>/callgrind.out*``."""
+    ``callgrind_control -i on``, its output in ``<folder>/callgrind.out*``. ``fast_path``: the
+    relay's ``[relay] fast_path``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RESULTS))
     (folder / "data").mkdir()
     relay = Relay(
-        python, write_relay_config(folder / "relay", unlimited=relay_has_rate_limit(python))
+        python,
+        write_relay_config(
+            folder / "relay", unlimited=relay_has_rate_limit(python), fast_path=fast_path
+        ),
     )
     if relay_argv is not None:
         relay.argv = relay_argv(relay.config)

@@ -122,11 +122,17 @@ class FastConnection(asyncio.Protocol, Generic[R]):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None  # the answer in flight (a reference kept)
         self._drain: asyncio.Future[None] | None = None  # set while writing is paused
+        #: The caller's address (as aiohttp's ``request.remote``), and ``https`` over TLS.
+        self.remote: str | None = None
+        self.scheme = "http"
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if isinstance(peer, tuple | list) and peer else None
+        self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
         self._owner.connections.add(self)
         self._touch()
 

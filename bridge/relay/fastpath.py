@@ -136,14 +136,7 @@ def relay_listener(relay: Relay, aiohttp_server: web.Server) -> FastListener[Rel
             link = relay.registry.get(request.venue)
             if link is None:
                 raise venue_offline(request.venue, limits.retry_after_s)
-            transport = connection.transport
-            peer = transport.get_extra_info("peername") if transport is not None else None
-            tls = transport is not None and transport.get_extra_info("sslcontext") is not None
-            headers = forwarded_headers(
-                request.fields,
-                peer[0] if isinstance(peer, tuple) else None,
-                "https" if tls else "http",
-            )
+            headers = forwarded_headers(request.fields, connection.remote, connection.scheme)
             body = request.body
             async with TunnelExchange(
                 link,
@@ -183,6 +176,9 @@ def _once(body: bytes) -> Callable[[], Awaitable[bytes]]:
 #: Statuses whose answers have no body, whatever their headers say (aiohttp's rule).
 _EMPTY = frozenset({204, 304})
 _FIELD_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNSENDABLE_VALUE = re.compile(rb"[\r\n\0]")
+#: Field names already checked to be tokens: a venue sends the same few on every answer.
+_SENDABLE_NAMES: set[bytes] = set()
 _CONTENT_LENGTH = b"content-length"
 
 
@@ -204,8 +200,15 @@ async def write_response(
     fields = []
     declared: int | None = None
     for name, value in end_to_end(head.headers):
-        if not _FIELD_NAME.fullmatch(name) or b"\r" in value or b"\n" in value or b"\0" in value:
-            raise ValueError(f"the venue's answer has a field that cannot be sent: {name!r}")
+        if name not in _SENDABLE_NAMES:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(
+                    f"the venue's answer has a field name that is not a token: {name!r}"
+                )
+            if len(_SENDABLE_NAMES) < 1024:
+                _SENDABLE_NAMES.add(name)
+        if _UNSENDABLE_VALUE.search(value):
+            raise ValueError(f"the venue's answer has a line break or NUL in field {name!r}")
         if name.lower() == _CONTENT_LENGTH:
             declared = int(value) if value.isdigit() and declared is None else -1
             continue

@@ -83,7 +83,7 @@ def echo_app(events: dict[str, object]) -> web.Application:
 
     async def echo(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"X-Seen-Path": request.raw_path})
-        for name in ("X-Forwarded-For", "X-Custom", "Connection"):
+        for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Custom", "Connection"):
             if name in request.headers:
                 response.headers["X-Seen-" + name] = request.headers[name]
         await response.prepare(request)

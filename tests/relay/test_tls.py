@@ -73,6 +73,11 @@ async def test_the_relay_serves_tls_and_the_bridge_trusts_the_configured_ca(tmp_
             async with http.post(f"{relay.url}/v/cafe-a/echo", data=b"over tls") as response:
                 assert response.status == 200
                 assert await response.read() == b"over tls"
+                assert response.headers["X-Seen-X-Forwarded-Proto"] == "https"
+            # A body too large for the relay's fast path: aiohttp's route, the same header.
+            async with http.post(f"{relay.url}/v/cafe-a/echo", data=b"x" * 100_000) as response:
+                assert len(await response.read()) == 100_000
+                assert response.headers["X-Seen-X-Forwarded-Proto"] == "https"
 
 
 def test_tls_config_errors_name_the_key(tmp_path):
