@@ -1,6 +1,8 @@
-"""Lightweight fake bridges: many idle tunnels to one relay from one process.
+"""Lightweight fake bridges: many idle tunnels to one relay from one process, or one that
+answers every request with the same canned answer.
 
-Run by ``bench/relay.py`` (several at once, each with a slice of the venues)::
+Run by ``bench/relay.py`` (several at once, each with a slice of the venues; one with an
+``answer`` for the relay's own capacity, part (c))::
 
     python -m bench.idle_tunnels '<job as JSON>'
 
@@ -13,10 +15,13 @@ real bridge's idle tunnel costs it, while the client side stays cheap.
 
 The job: ``port``, ``tokens_file`` (JSON ``[[venue, token], …]``), ``first`` and ``count`` (the
 slice this process opens), ``parallel`` (handshakes in flight), ``handshake_timeout_s`` and
-``max_life_s``. The process raises its open-file limit as far as the hard limit allows, opens
-its tunnels, prints ``READY {json}`` (welcomed, refused, failed by kind), then idles until a
-line arrives on stdin (or ``max_life_s`` passes), and prints ``RESULT {json}`` (PINGs answered,
-tunnels the relay closed meanwhile) before closing every socket.
+``max_life_s``; optionally ``answer``: ``{"status", "headers": [[name, value], …], "body"}``
+(text), sent whole (``send_response``) to every REQUEST_HEAD at once, whatever its path or
+body (whose flow-control credit is given back unread). The process raises its open-file
+limit as far as the hard limit allows, opens its tunnels, prints ``READY {json}`` (welcomed,
+refused, failed by kind), then idles until a line arrives on stdin (or ``max_life_s``
+passes), and prints ``RESULT {json}`` (PINGs and requests answered, tunnels the relay closed
+meanwhile) before closing every socket.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.tunnel.messages import Close, Ping, Welcome
+from bridge.tunnel.messages import BodyChunk, Close, Ping, RequestHead, Welcome
 from bridge.tunnel.protocol import SEND_EOF, Side, TunnelProtocol
 
 STATS: Counter[str] = Counter()
@@ -73,14 +78,28 @@ def ws_frame(opcode: int, payload: bytes) -> bytes:
     return head + _mask(payload)
 
 
+#: A canned answer: status, header fields, body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def canned(job: dict[str, Any]) -> Answer | None:
+    answer = job.get("answer")
+    if not answer:
+        return None
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in answer["headers"]]
+    return answer["status"], headers, answer["body"].encode()
+
+
 class FakeBridge(asyncio.Protocol):
-    def __init__(self, host: str, port: int, venue: str, token: str) -> None:
+    def __init__(
+        self, host: str, port: int, venue: str, token: str, answer: Answer | None = None
+    ) -> None:
         self.request = (
             f"GET /tunnel HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n"
         ).encode()
-        self.venue, self.token = venue, token
+        self.venue, self.token, self.answer = venue, token, answer
         self.protocol = TunnelProtocol(Side.CLIENT)
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -162,6 +181,11 @@ class FakeBridge(asyncio.Protocol):
             for event in self.protocol.events_received():
                 if isinstance(event, Welcome):
                     self.settle("welcomed")
+                elif isinstance(event, RequestHead) and self.answer is not None:
+                    self.protocol.send_response(event.stream_id, *self.answer)
+                    STATS["answered"] += 1
+                elif isinstance(event, BodyChunk):
+                    self.protocol.consumed(event.stream_id, len(event.data))
                 elif isinstance(event, Ping):
                     STATS["tunnel_pings"] += 1
                 elif isinstance(event, Close):
@@ -177,12 +201,14 @@ class FakeBridge(asyncio.Protocol):
 
 
 async def open_one(
-    host: str, port: int, venue: str, token: str, timeout_s: float
+    host: str, port: int, venue: str, token: str, timeout_s: float, answer: Answer | None = None
 ) -> tuple[str, asyncio.BaseTransport | None]:
     loop = asyncio.get_running_loop()
     try:
         transport, bridge = await asyncio.wait_for(
-            loop.create_connection(lambda: FakeBridge(host, port, venue, token), host, port),
+            loop.create_connection(
+                lambda: FakeBridge(host, port, venue, token, answer), host, port
+            ),
             timeout_s,
         )
     except (OSError, TimeoutError) as exc:
@@ -201,6 +227,7 @@ async def run(job: dict[str, Any]) -> None:
     ]
     limits = raise_nofile(len(pairs) + 256)
     gate = asyncio.Semaphore(job.get("parallel", 64))
+    answer = canned(job)
     outcomes: Counter[str] = Counter()
     transports: list[asyncio.BaseTransport] = []
     loop = asyncio.get_running_loop()
@@ -209,7 +236,7 @@ async def run(job: dict[str, Any]) -> None:
     async def one(venue: str, token: str) -> None:
         async with gate:
             outcome, transport = await open_one(
-                host, port, venue, token, job.get("handshake_timeout_s", 30.0)
+                host, port, venue, token, job.get("handshake_timeout_s", 30.0), answer
             )
         outcomes[outcome] += 1
         if transport is not None:

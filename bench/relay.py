@@ -75,7 +75,7 @@ from bench.relay_process import (  # noqa: E402
     write_relay_config,
 )
 from bench.relay_report import markdown, print_table, verdicts  # noqa: E402
-from bench.relayed import LOCATION, RELAYED, VENUE, bill_fetch_job  # noqa: E402
+from bench.relayed import LOCATION, RELAYED, VENUE, bill_fetch_job, sample_bill  # noqa: E402
 
 # -- (a) one offered load on one path -----------------------------------------------------------
 
@@ -159,6 +159,7 @@ def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any
         bridge = Bridge(python, config, folder, plain=True)
         bridge.start()
         online_s = relay.wait_online(VENUE)
+        sample = sample_bill(bridge.port)
         print(
             f"(a) bridge pid {bridge.pid} :{bridge.port}, relay B pid {relay.pid} :{relay.port},"
             f" tunnel up in {online_s:.2f} s"
@@ -187,6 +188,7 @@ def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any
             "rate_limit_lifted": unlimited,
             "nats": url is not None,
             "rates": rates,
+            "sample_answer": sample,
         }
     finally:
         if bridge is not None:
@@ -200,6 +202,63 @@ def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any
 
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+# -- (c) the relay's own capacity ---------------------------------------------------------------
+
+
+def part_c(
+    args: argparse.Namespace, folder: Path, python: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """The relay alone: the same bill GETs through it, answered at once by a fake bridge
+    (``bench/idle_tunnels.py`` with ``answer``: a bill the real bridge gave in (a)), so the
+    relay has most of the two cores that in (a) it shares with a real bridge."""
+    unlimited = relay_has_rate_limit(python)
+    relay = Relay(python, write_relay_config(folder / "relay-c", unlimited=unlimited))
+    client: Client | None = None
+    try:
+        token = add_venue_cli(python, relay.config, VENUE)
+        relay.start()
+        tokens_file = folder / "canned-token.json"
+        tokens_file.write_text(json.dumps([[VENUE, token]]))
+        job = {
+            "port": relay.port,
+            "tokens_file": str(tokens_file),
+            "first": 0,
+            "count": 1,
+            "parallel": 1,
+            "handshake_timeout_s": 30.0,
+            "max_life_s": 600.0,
+            "answer": answer,
+        }
+        client = Client(python, job)
+        ready = client.wait_for("READY", 60.0)
+        if not ready or ready["outcomes"].get("welcomed") != 1:
+            raise RuntimeError(f"the canned-answer bridge did not connect: {ready}")
+        relay.wait_online(VENUE)
+        pids = {"bridge": client.proc.pid, "relay": relay.pid}
+        print(
+            f"(c) relay pid {relay.pid} :{relay.port}, canned-answer bridge pid"
+            f" {client.proc.pid} ({len(answer['body'])} B bills)"
+        )
+        rates: list[dict[str, Any]] = []
+        for rate in args.rates:
+            r = run_load(args, relay.port, RELAYED, rate, pids)
+            r["settle_s"] = settle(pids)
+            lat = r["latency_ms"]
+            print(
+                f"    {rate:>5}/s canned: {r['achieved_per_s']:7.0f}/s achieved,"
+                f" p50 {_f(lat['p50'])} ms, p99 {_f(lat['p99'])} ms,"
+                f" errors {r['errors']} {r['errors_by_kind'] or ''}; CPU % relay"
+                f" {r['cpu_pct']['relay']}, fake bridge {r['cpu_pct']['bridge']},"
+                f" generator {r['cpu_pct']['generator']}, irq {r['cpu_pct'].get('irq')}"
+            )
+            rates.append({"rate": rate, "canned": r})
+        return {"answer_bytes": len(answer["body"]), "rates": rates}
+    finally:
+        if client is not None:
+            client.stop()
+        relay.stop()
 
 
 # -- (b) idle tunnels ---------------------------------------------------------------------------
@@ -293,6 +352,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-latency", action="store_true", help="only (b)")
     p.add_argument("--skip-tunnels", action="store_true", help="only (a)")
     p.add_argument("--skip-nats", action="store_true", help="no NATS-routed path in (a)")
+    p.add_argument("--skip-capacity", action="store_true", help="no canned-answer run (c)")
     p.add_argument("--python", default=None, help="interpreter for bridge, relay, fake bridges")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--no-write", action="store_true", help="do not write the JSON file")
@@ -331,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_latency:
             report["latency"] = part_a(args, folder, python)
+            answer = report["latency"].pop("sample_answer")
+            if not args.skip_capacity:
+                report["capacity"] = part_c(args, folder, python, answer)
         if not args.skip_tunnels:
             report["idle"] = part_b(args, folder, python)
     finally:

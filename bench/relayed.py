@@ -18,6 +18,7 @@ Standard library only, like every bench module.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -130,6 +131,21 @@ def bill_fetch_job(
         "drain_s": drain_s,
         "max_connections": max_connections,
     }
+
+
+def sample_bill(port: int, table: int = 1) -> dict[str, Any]:
+    """One bill as the bridge answers it (status, head fields but ``Date``, body text): the
+    canned answer of the relay's capacity run (``bench/relay.py`` (c))."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        path = f"/loke/v1/locations/{LOCATION}/tables/{table}/bill"
+        connection.request("GET", path, headers={"Authorization": f"Bearer {SECRET}"})
+        response = connection.getresponse()
+        body = response.read().decode()
+        headers = [[k, v] for k, v in response.getheaders() if k.lower() != "date"]
+        return {"status": response.status, "headers": headers, "body": body}
+    finally:
+        connection.close()
 
 
 def _nothing() -> None:

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -137,14 +136,8 @@ def relay_listener(relay: Relay, aiohttp_server: web.Server) -> FastListener[Rel
             if link is None:
                 raise venue_offline(request.venue, limits.retry_after_s)
             headers = forwarded_headers(request.fields, connection.remote, connection.scheme)
-            body = request.body
             async with TunnelExchange(
-                link,
-                request.method,
-                request.path,
-                headers,
-                _once(body) if body else None,
-                limits,
+                link, request.method, request.path, headers, request.body, limits
             ) as (stream, head):
                 status = head.status
                 sent = await write_response(connection, stream, head, request, limits)
@@ -161,16 +154,6 @@ def relay_listener(relay: Relay, aiohttp_server: web.Server) -> FastListener[Rel
             relay.metrics.observe(request.venue, status, len(request.body), sent, began)
 
     return FastListener(aiohttp_server, read, serve)
-
-
-def _once(body: bytes) -> Callable[[], Awaitable[bytes]]:
-    """A body reader for :class:`TunnelExchange`: ``body``, then ``b""``."""
-    parts = [b"", body]
-
-    async def read() -> bytes:
-        return parts.pop() if parts else b""
-
-    return read
 
 
 #: Statuses whose answers have no body, whatever their headers say (aiohttp's rule).

@@ -136,8 +136,9 @@ async def forward(
 
 class TunnelExchange:
     """One HTTP exchange on ``link``'s tunnel, as ``async with TunnelExchange(…) as (stream,
-    head)``: the request body is pumped from ``read`` (``b""`` at its end; ``None``: no body,
-    END_OF_BODY goes with the head, no upload task) while this waits for the response head;
+    head)``: the request body is pumped from ``read`` (``b""`` at its end) while this waits
+    for the response head; ``bytes``: the whole body, framed with the head (no upload task);
+    ``None``: no body, END_OF_BODY goes with the head;
     yields the stream (to read the response body from) and the head. Shared by the public URL
     map and by requests routed in over NATS (``cluster.py``), so both get the same deadlines,
     limits and errors: 503 ``venue_offline``, 504 ``pos_timeout``, 413, 502 ``venue_error``,
@@ -167,7 +168,7 @@ class TunnelExchange:
         method: str,
         path: str,
         headers: list[tuple[bytes, bytes]],
-        read: BodyReader | None,
+        read: BodyReader | bytes | None,
         limits: RelayLimits,
     ) -> None:
         self._link = link
@@ -193,16 +194,17 @@ class TunnelExchange:
         else:
             await link.slots.acquire()  # free: no timer needed
         try:
+            read = self._read
+            whole = b"" if read is None else read if isinstance(read, bytes) else None
             try:
                 stream = self._stream = link.conn.open_stream(
-                    self._method, self._path, self._headers
+                    self._method, self._path, self._headers, whole
                 )
             except TunnelGoneError:
                 raise venue_offline(venue, limits.retry_after_s) from None
-            if self._read is None:
-                link.conn.end_body(stream.id)
-            else:
-                upload = _upload(self._read, stream, limits.max_body_bytes)
+            if whole is None:
+                assert callable(read)
+                upload = _upload(read, stream, limits.max_body_bytes)
                 self._upload = asyncio.create_task(upload)
             try:
                 head = await _response_head(stream, self._upload, deadline)

@@ -204,17 +204,25 @@ class TunnelProtocol(Handshake):
     # -- streams ----------------------------------------------------------------------------
 
     def send_request_head(
-        self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        method: str,
+        path: str,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        body: bytes | None = None,
     ) -> int:
         """Relay: open a stream for one HTTP request and return its id; continue with
-        :meth:`send_body` and :meth:`send_end`.
+        :meth:`send_body` and :meth:`send_end`, or give the whole ``body`` here (``b""``: none)
+        to have the request framed as those calls would, in one call.
 
         Raises:
             TunnelUsageError: ``max_concurrent_streams`` are open (queue the request until a
                 stream ends), or stream ids are exhausted (open a new connection).
             ValueError: a field is out of range (e.g. the path does not start with ``/``).
         """
-        return self._table("open a stream", Side.RELAY).open(method, path, make_headers(headers))
+        table = self._table("open a stream", Side.RELAY)
+        return table.open(
+            method, path, make_headers(headers), None if body is None else bytes(body)
+        )
 
     def send_response_head(
         self, stream_id: int, status: int, headers: Iterable[tuple[bytes, bytes]] = ()

@@ -93,7 +93,9 @@ class StreamTable:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def open(self, method: str, path: str, headers: Headers) -> int:
+    def open(self, method: str, path: str, headers: Headers, body: bytes | None = None) -> int:
+        """REQUEST_HEAD on a new stream; with ``body``, the whole request (see
+        :meth:`_complete`)."""
         if self.open_count >= self.limits.max_concurrent_streams:
             raise TunnelUsageError("open a stream", f"{self.open_count} streams are open")
         stream_id = self._last_id + 2 if self._last_id else 1
@@ -101,8 +103,10 @@ class StreamTable:
             raise TunnelUsageError("open a stream", "stream ids are exhausted; reconnect")
         self._write(RequestHead(stream_id, method, path, headers))
         self._last_id = stream_id
-        self._streams[stream_id] = self._new(head_sent=True, head_received=False)
+        stream = self._streams[stream_id] = self._new(head_sent=True, head_received=False)
         self._live.add(stream_id)
+        if body is not None:
+            self._complete(stream_id, stream, body)
         return stream_id
 
     def send_response_head(self, stream_id: int, status: int, headers: Headers) -> None:
@@ -115,25 +119,27 @@ class StreamTable:
         stream.head_sent = True
 
     def send_response(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
-        """RESPONSE_HEAD, the body and END_OF_BODY in one call: the frames and their order
-        are exactly those of :meth:`send_response_head`, :meth:`send_body` and
-        :meth:`send_end` in turn, without queueing the body. That holds when the body fits
-        one frame and both send windows: a ready stream after a flush is one a window holds
-        back, so the flush those calls run would frame this stream's bytes alone, at once.
-        Otherwise it takes that path."""
+        """RESPONSE_HEAD, the body and END_OF_BODY in one call (see :meth:`_complete`)."""
         stream = self._sendable(stream_id, "send a response head")
         if stream is None:
             return
         if stream.head_sent:
             raise TunnelUsageError("send a response head", f"stream {stream_id} has one")
+        self._write(ResponseHead(stream_id, status, headers))
+        stream.head_sent = True
+        self._complete(stream_id, stream, body)
+
+    def _complete(self, stream_id: int, stream: StreamRecord, body: bytes) -> None:
+        """After a head just written: the body and END_OF_BODY. The frames and their order
+        are exactly those of :meth:`send_body` and :meth:`send_end` in turn, without queueing
+        the body. That holds when the body fits one frame and both send windows: a ready
+        stream after a flush is one a window holds back, so the flush those calls run would
+        frame this stream's bytes alone, at once. Otherwise it takes that path."""
         n = len(body)
         if n > min(self.limits.max_frame_bytes, stream.send_window, self.send_window):
-            self.send_response_head(stream_id, status, headers)
             self.send_body(stream_id, body)
             self.send_end(stream_id)
             return
-        self._write(ResponseHead(stream_id, status, headers))
-        stream.head_sent = True
         if n:
             self._write(BodyChunk(stream_id, body))
             stream.send_window -= n

@@ -200,12 +200,17 @@ class TunnelConnection:
     # -- streams ------------------------------------------------------------------------------
 
     def open_stream(
-        self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
+        self,
+        method: str,
+        path: str,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes | None = None,
     ) -> TunnelStream:
-        """Relay: send a REQUEST_HEAD; the answer arrives on the returned stream."""
+        """Relay: send a REQUEST_HEAD (with ``body``, the whole request: head, body, end);
+        the answer arrives on the returned stream."""
         if not self.alive:
             raise TunnelGoneError("the tunnel is closed")
-        stream_id = self.protocol.send_request_head(method, path, headers)
+        stream_id = self.protocol.send_request_head(method, path, headers, body)
         stream = self.streams[stream_id] = TunnelStream(self, stream_id)
         self.kick()
         return stream

@@ -1,6 +1,7 @@
-"""``send_response``, the one-call complete answer, with bytes only: it must put on the wire
-exactly what ``send_response_head``, ``send_body`` and ``send_end`` put there, and leave the
-streams and windows as they leave them, whether or not the body fits at once."""
+"""``send_response`` and ``send_request_head`` with a body, the one-call complete answer and
+request, with bytes only: each must put on the wire exactly what the head, ``send_body`` and
+``send_end`` calls put there, and leave the streams and windows as they leave them, whether
+or not the body fits at once."""
 
 from __future__ import annotations
 
@@ -135,3 +136,38 @@ def test_misuse_is_refused_before_anything_is_sent():
         client.send_response(sid, 200, HEADERS, b"{}")  # it has a head already
     with pytest.raises(TunnelUsageError):
         client.send_response(sid + 2, 200)  # never opened
+
+
+def request_both_ways(body: bytes, limits: Limits = SMALL) -> list[bytes]:
+    """``send_request_head`` with the whole ``body`` against the head, body and end calls,
+    on identical connections: the same bytes and state; returns the bytes."""
+    sent = []
+    for whole in (False, True):
+        _client, relay = connected(limits)
+        if whole:
+            sid = relay.send_request_head("POST", "/pay", HEADERS, body)
+        else:
+            sid = relay.send_request_head("POST", "/pay", HEADERS)
+            relay.send_body(sid, body)
+            relay.send_end(sid)
+        state = (
+            relay.stream_state(sid),
+            relay.send_window(sid),
+            relay.send_window(),
+            relay.queued(sid),
+            relay.open_streams,
+        )
+        sent.append((relay.data_to_send(), state))
+    assert sent[0] == sent[1]
+    return sent[0][0]
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 100, SMALL.max_frame_bytes, SMALL.max_frame_bytes + 1, SMALL.initial_stream_window + 1],
+)
+def test_a_whole_request_is_framed_as_the_head_body_and_end_calls_frame_it(size):
+    frames = frames_in(request_both_ways(bytes(size)))
+    assert isinstance(frames[-1], EndOfBody) or size > SMALL.initial_stream_window
+    if size <= SMALL.max_frame_bytes:
+        assert len(frames) == (3 if size else 2)  # head, [chunk,] end: at once
