@@ -122,12 +122,19 @@ class FakeBridge(asyncio.Protocol):
             STATS["lost_after_welcome"] += 1
 
     def flush(self) -> None:
+        """What the protocol queued, in one websocket message, as the real bridge's writer
+        coalesces frames (a canned answer's head, body and end then arrive together)."""
         assert self.transport is not None
+        batch = []
         for data in self.protocol.data_to_send():
             if data is SEND_EOF or not data:
+                if batch:
+                    self.transport.write(ws_frame(0x2, b"".join(batch)))
                 self.transport.close()
                 return
-            self.transport.write(ws_frame(0x2, data))
+            batch.append(data)
+        if batch:
+            self.transport.write(ws_frame(0x2, b"".join(batch)))
 
     def data_received(self, data: bytes) -> None:
         self.buf += data

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.relay_profile                    # py-spy + cProfile at 1,000/s
     .venv/bin/python -m bench.relay_profile --callgrind        # + instructions per request
     .venv/bin/python -m bench.relay_profile --no-fast-path     # every request through aiohttp
+    .venv/bin/python -m bench.relay_profile --canned --rate 3000   # no real bridge competing
 
 Starts the bridge and a relay holding its tunnel as ``bench/relay.py`` does (``bench/relayed.py``,
 the relay's rate limit lifted), then drives bill GETs through the relay with the open-loop
@@ -28,9 +29,11 @@ every loop and every child process is bounded in time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -45,7 +48,14 @@ from bench import instructions, profile  # noqa: E402
 from bench.bridge_process import bridge_python  # noqa: E402
 from bench.common import RESULTS, write_results  # noqa: E402
 from bench.relay_process import Relay  # noqa: E402
-from bench.relayed import RELAYED, Relayed, answered, bill_fetches, relay_and_bridge  # noqa: E402
+from bench.relayed import (  # noqa: E402
+    RELAYED,
+    Relayed,
+    answered,
+    bill_fetches,
+    relay_and_bridge,
+    relay_and_canned_bridge,
+)
 
 #: The relay's buckets (see :func:`bench.profile.compile_buckets`).
 BUCKETS = profile.compile_buckets(
@@ -108,21 +118,37 @@ def relay_serving(
     """Relay and bridge up (:func:`bench.relayed.relay_and_bridge`), the relay run through
     :func:`serve` (its cProfile dumped beside its config), the bridge as ``python -m bridge
     serve``; ``callgrind``: the relay under callgrind."""
+    return relay_and_bridge(
+        python, "relay-profile", True, relay_argv(python), "relay" if callgrind else None, fast_path
+    )
 
-    def relay_argv(config: Path) -> list[str]:
+
+def relay_argv(python: str) -> Callable[[Path], list[str]]:
+    """The relay's command: run through :func:`serve`, its cProfile dumped beside its config."""
+
+    def argv(config: Path) -> list[str]:
         cprofile = config.parent / "relay.cprofile"
         return [python, "-m", "bench.relay_profile", "--serve", str(config), str(cprofile)]
 
-    return relay_and_bridge(
-        python, "relay-profile", True, relay_argv, "relay" if callgrind else None, fast_path
-    )
+    return argv
 
 
 def profile_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, Any]:
     py_spy = profile.py_spy_binary(python)
     out: dict[str, Any] = {}
-    with relay_serving(python, fast_path=not args.no_fast_path) as pair:
-        relay = pair.relay
+    with contextlib.ExitStack() as stack:
+        if args.canned:
+            folder = Path(tempfile.mkdtemp(prefix="relay-profile-", dir=RESULTS))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            relay, _ = stack.enter_context(
+                relay_and_canned_bridge(
+                    python, folder, None, relay_argv(python), not args.no_fast_path
+                )
+            )
+        else:
+            relay = stack.enter_context(
+                relay_serving(python, fast_path=not args.no_fast_path)
+            ).relay
         result = drive(args, relay, args.rate)
         cpu = out["cpu_ms_per_request"] = result["cpu_ms_per_request"]
         print(
@@ -197,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=None)
     parser.add_argument(
         "--no-fast-path", action="store_true", help="the relay with [relay] fast_path = false"
+    )
+    parser.add_argument(
+        "--canned",
+        action="store_true",
+        help="a fake bridge answering at once instead of the real bridge (not with callgrind)",
     )
     args = parser.parse_args(argv)
     if args.serve:

@@ -19,6 +19,7 @@ Standard library only, like every bench module.
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from bench.bridge_process import SECRET, TABLES, Bridge, write_config
 from bench.common import RESULTS, run_generator
 from bench.instructions import START_UNDER_VALGRIND_S, under_callgrind
 from bench.relay_process import (
+    Client,
     Relay,
     add_tunnel_section,
     add_venue_cli,
@@ -105,6 +107,82 @@ def relay_and_bridge(
             bridge.stop()
         relay.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _answer(body: str) -> dict[str, Any]:
+    headers = [
+        ["Content-Type", "application/json; charset=utf-8"],
+        ["Content-Length", str(len(body.encode()))],
+        ["Server", "Python/3.11 aiohttp/3"],
+    ]
+    return {"status": 200, "headers": headers, "body": body}
+
+
+#: A bill's answer with the head fields the bridge gives it, for runs without a real bridge.
+SYNTHETIC_BILL = _answer(
+    json.dumps(
+        {
+            "id": f"{LOCATION}:1",
+            "tableId": "1",
+            "currency": "AUD",
+            "items": [
+                {"id": f"item-{i}", "name": f"Dish number {i}", "quantity": 1, "price": 1250}
+                for i in range(8)
+            ],
+            "total": 10000,
+            "paid": 0,
+            "balance": 10000,
+            "version": "0" * 16,
+        }
+    )
+)
+
+
+@contextmanager
+def relay_and_canned_bridge(
+    python: str,
+    folder: Path,
+    answer: dict[str, Any] | None = None,
+    relay_argv: Callable[[Path], list[str]] | None = None,
+    fast_path: bool = True,
+) -> Iterator[tuple[Relay, Client]]:
+    """A relay whose venue's tunnel is held by one fake bridge (``bench/idle_tunnels.py``)
+    answering every request at once with ``answer`` (``status``, ``headers``, ``body``; by
+    default :data:`SYNTHETIC_BILL`): the relay measured without a real bridge competing for
+    the cores. Configs in ``folder``; both stopped on leaving. ``relay_argv`` and
+    ``fast_path`` as for :func:`relay_and_bridge`."""
+    unlimited = relay_has_rate_limit(python)
+    relay = Relay(
+        python, write_relay_config(folder / "relay-c", unlimited=unlimited, fast_path=fast_path)
+    )
+    if relay_argv is not None:
+        relay.argv = relay_argv(relay.config)
+    client: Client | None = None
+    try:
+        token = add_venue_cli(python, relay.config, VENUE)
+        relay.start()
+        tokens_file = folder / "canned-token.json"
+        tokens_file.write_text(json.dumps([[VENUE, token]]))
+        job = {
+            "port": relay.port,
+            "tokens_file": str(tokens_file),
+            "first": 0,
+            "count": 1,
+            "parallel": 1,
+            "handshake_timeout_s": 30.0,
+            "max_life_s": 900.0,
+            "answer": answer or SYNTHETIC_BILL,
+        }
+        client = Client(python, job)
+        ready = client.wait_for("READY", 60.0)
+        if not ready or ready["outcomes"].get("welcomed") != 1:
+            raise RuntimeError(f"the canned-answer bridge did not connect: {ready}")
+        relay.wait_online(VENUE)
+        yield relay, client
+    finally:
+        if client is not None:
+            client.stop()
+        relay.stop()
 
 
 def bill_fetch_job(
