@@ -25,10 +25,10 @@ One run, every loop bounded in time, all traffic on 127.0.0.1:
     errors by kind, CPU of bridge, relay B, relay A, nats-server and generator.
 (c) **The relay alone** (after (a), unless ``--skip-capacity``): a fresh relay whose tunnel
     is held by one fake bridge (``bench/idle_tunnels.py`` with an ``answer``: a bill the real
-    bridge gave in (a), head fields and body) that answers every request at once, and the
-    same bill GETs through it at each offered load. In (a) the relay, the bridge and the
-    generator share two cores; here the fake bridge costs little, so this is the relay's
-    own capacity. Recorded as in (a).
+    bridge gave in (a), head fields and body; without (a), ``bench.relayed.SYNTHETIC_BILL``)
+    that answers every request at once, and the same bill GETs through it at each offered
+    load. In (a) the relay, the bridge and the generator share two cores; here the fake
+    bridge costs little, so this is the relay's own capacity. Recorded as in (a).
 (b) **Idle tunnels.** A fresh relay; ``--tunnels`` venues written to its venues file (tokens
     drawn here, only hashes stored, as ``add-venue`` does); ``--clients`` processes of fake
     bridges (``bench/idle_tunnels.py``: bare websockets carrying the real HELLO from the
@@ -85,6 +85,7 @@ from bench.relay_report import markdown, print_table, verdicts  # noqa: E402
 from bench.relayed import (  # noqa: E402
     LOCATION,
     RELAYED,
+    SYNTHETIC_BILL,
     VENUE,
     bill_fetch_job,
     relay_and_canned_bridge,
@@ -337,8 +338,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=2, help="fake-bridge processes in (b)")
     p.add_argument("--hold", type=float, default=12.0, help="s the idle tunnels are held")
     p.add_argument("--heartbeat", type=float, default=5.0, help="relay PING interval in (b)")
-    p.add_argument("--skip-latency", action="store_true", help="only (b)")
-    p.add_argument("--skip-tunnels", action="store_true", help="only (a)")
+    p.add_argument("--skip-latency", action="store_true", help="no (a)")
+    p.add_argument("--skip-tunnels", action="store_true", help="no (b)")
     p.add_argument("--skip-nats", action="store_true", help="no NATS-routed path in (a)")
     p.add_argument("--skip-capacity", action="store_true", help="no canned-answer run (c)")
     p.add_argument("--python", default=None, help="interpreter for bridge, relay, fake bridges")
@@ -377,11 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     try:
+        answer = SYNTHETIC_BILL
         if not args.skip_latency:
             report["latency"] = part_a(args, folder, python)
             answer = report["latency"].pop("sample_answer")
-            if not args.skip_capacity:
-                report["capacity"] = part_c(args, folder, python, answer)
+        if not args.skip_capacity:
+            report["capacity"] = part_c(args, folder, python, answer)
         if not args.skip_tunnels:
             report["idle"] = part_b(args, folder, python)
     finally:

@@ -62,7 +62,8 @@ BUCKETS = profile.compile_buckets(
     [
         ("prometheus_client", r"\(prometheus_client/"),
         ("logging", r"\(logging/"),
-        ("relay proxy (forward, exchange, response)", r"\(bridge/relay/proxy"),
+        ("relay fast path (read, write)", r"\(bridge/(relay/fastpath|http/(fastconn|head))"),
+        ("relay proxy (forward, exchange, response)", r"\(bridge/relay/(proxy|exchange)"),
         ("relay metrics, rate limit, registry", r"\(bridge/relay/"),
         ("http headers (hop-by-hop)", r"\(bridge/http/headers"),
         ("error middleware", r"\(bridge/http/"),
@@ -138,6 +139,7 @@ def profile_run(args: argparse.Namespace, python: str, stamp: str) -> dict[str, 
     out: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         if args.canned:
+            RESULTS.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix="relay-profile-", dir=RESULTS))
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
             relay, _ = stack.enter_context(

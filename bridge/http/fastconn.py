@@ -81,15 +81,17 @@ class FastListener(Generic[R]):
 
     Args:
         read: the request at the start of a buffer, ``HAND_OVER``, or ``None`` (incomplete).
-        serve: answers one request on its connection; exceptions it lets out are logged and
-            close the connection (it should answer its own errors).
+        serve: answers one request on its connection and calls
+            :meth:`FastConnection.finish` once it is answered: at once, from a callback, or
+            through :meth:`FastConnection.spawn` (a coroutine in a task). It answers its own
+            errors; an exception it lets out is logged and closes the connection.
     """
 
     def __init__(
         self,
         aiohttp_server: web.Server,
         read: Callable[[bytearray], R | HandOver | None],
-        serve: Callable[[FastConnection[R], R], Awaitable[None]],
+        serve: Callable[[FastConnection[R], R], None],
         keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self.aiohttp_server = aiohttp_server
@@ -121,6 +123,7 @@ class FastConnection(asyncio.Protocol, Generic[R]):
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None  # the answer in flight (a reference kept)
+        self._reading = False  # inside _next: a finish() there lets its loop go on
         self._drain: asyncio.Future[None] | None = None  # set while writing is paused
         #: The caller's address (as aiohttp's ``request.remote``), and ``https`` over TLS.
         self.remote: str | None = None
@@ -193,25 +196,45 @@ class FastConnection(asyncio.Protocol, Generic[R]):
     # -- requests ---------------------------------------------------------------------------
 
     def _next(self) -> None:
-        """Answer the next complete request in the buffer, or hand the connection over."""
-        if self._transport is None or not self._buffer:
+        """Serve the complete requests in the buffer, one at a time, or hand the connection
+        over. A loop, not a recursion through :meth:`finish`: a buffer of pipelined requests
+        answered at once must not nest a call per request."""
+        if self._reading:
             return
-        request = self._owner.read(self._buffer)
-        if request is None:
-            return
-        if isinstance(request, HandOver):
-            self._hand_over()
-            return
-        del self._buffer[: request.length]
-        self._busy = True
-        self._task = asyncio.get_running_loop().create_task(self._answer(request))
-
-    async def _answer(self, request: R) -> None:
+        self._reading = True
         try:
-            await self._owner.serve(self, request)
+            while not self._busy and self._transport is not None and self._buffer:
+                request = self._owner.read(self._buffer)
+                if request is None:
+                    return
+                if isinstance(request, HandOver):
+                    self._hand_over()
+                    return
+                del self._buffer[: request.length]
+                self._busy = True
+                try:
+                    self._owner.serve(self, request)
+                except Exception:
+                    logger.exception("a fast-path request failed; closing its connection")
+                    self.abort()
+        finally:
+            self._reading = False
+
+    def spawn(self, answer: Awaitable[None], request: R) -> None:
+        """Answer ``request`` with a coroutine, in a task; :meth:`finish` follows it."""
+        self._task = asyncio.get_running_loop().create_task(self._run(answer, request))
+
+    async def _run(self, answer: Awaitable[None], request: R) -> None:
+        try:
+            await answer
         except Exception:
             logger.exception("a fast-path request failed; closing its connection")
             self.abort()
+        self.finish(request)
+
+    def finish(self, request: R) -> None:
+        """``request`` is answered: close if it asked to (or at shutdown), else serve the
+        next one. Called exactly once per request ``serve`` was given."""
         transport = self._transport
         if transport is None or transport.is_closing():  # the caller left: the answer drops
             return

@@ -28,7 +28,7 @@ from bridge.relay.config import RelayConfig
 from bridge.relay.metrics import METRICS_PUBLIC, RelayMetrics
 from bridge.relay.proxy import forward
 from bridge.relay.ratelimit import HelloGuard, VenueRateLimiter
-from bridge.relay.registry import Registry, VenueLink
+from bridge.relay.registry import Registry, Slots, VenueLink
 from bridge.relay.venues import VenueTokens
 from bridge.tunnel.errors import CloseCode, TunnelProtocolError
 from bridge.tunnel.messages import MAX_MAX_FRAME_BYTES, Hello, Limits
@@ -212,7 +212,7 @@ async def _tunnel(request: web.Request) -> web.WebSocketResponse:
             hello.venue_id,
             hello.session_epoch,
             conn,
-            asyncio.Semaphore(limits.max_concurrent_streams),
+            Slots(limits.max_concurrent_streams),
             hello.bridge_version,
         )
         conn.on_health = link.record_health

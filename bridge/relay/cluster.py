@@ -36,15 +36,8 @@ from aiohttp import web
 from bridge.errors import ApiError, BadGatewayError
 from bridge.relay.chunks import KIND, Channel, ExchangeBrokenError, Inboxes, Sender
 from bridge.relay.config import NatsConfig, RelayLimits
-from bridge.relay.proxy import (
-    TunnelExchange,
-    forwarded_headers,
-    pos_timeout,
-    sent_whole,
-    too_large,
-    tunnel_path,
-    venue_offline,
-)
+from bridge.relay.exchange import TunnelExchange, pos_timeout, too_large, venue_offline
+from bridge.relay.proxy import forwarded_headers, sent_whole, tunnel_path
 from bridge.relay.registry import Registry
 from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, end_to_end
 

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -40,7 +41,8 @@ from bridge.http.head import HAND_OVER, HandOver, Head, body_of, read_head
 from bridge.http.headers import end_to_end
 from bridge.http.responses import SERVER, http_date
 from bridge.relay.config import RelayLimits
-from bridge.relay.proxy import TunnelExchange, forwarded_headers, venue_offline, waiting_parts
+from bridge.relay.exchange import TunnelExchange, expire, venue_offline, waiting_parts
+from bridge.relay.proxy import forwarded_headers
 from bridge.tunnel.messages import ResponseHead
 from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, TunnelStream
 
@@ -127,31 +129,101 @@ def relay_listener(relay: Relay, aiohttp_server: web.Server) -> FastListener[Rel
             return HAND_OVER  # routed over NATS by aiohttp's route
         return request
 
-    async def serve(connection: FastConnection[RelayRequest], request: RelayRequest) -> None:
+    def serve(connection: FastConnection[RelayRequest], request: RelayRequest) -> None:
+        """Send the request down the tunnel and answer it from the head's callback: no task
+        per request unless all stream slots are busy or the answer must be streamed."""
         began = time.monotonic()
-        status, sent = 500, 0
         try:
             relay.requests.check(request.venue)
             link = relay.registry.get(request.venue)
             if link is None:
                 raise venue_offline(request.venue, limits.retry_after_s)
             headers = forwarded_headers(request.fields, connection.remote, connection.scheme)
-            async with TunnelExchange(
+            exchange = TunnelExchange(
                 link, request.method, request.path, headers, request.body, limits
-            ) as (stream, head):
-                status = head.status
-                sent = await write_response(connection, stream, head, request, limits)
-        except ApiError as exc:
-            status = exc.status
-            connection.write(encode_answer(error_answer(exc), request.close))
-        except Exception:
-            logger.exception("relaying %s %s failed", request.method, request.path)
-            status = 500
-            connection.write(
-                encode_answer(Answer(500, orjson.dumps(INTERNAL_ERROR)), request.close)
             )
+            stream = exchange.start_nowait()
+        except Exception as exc:
+            done(connection, request, answer_error(connection, request, exc), 0, began)
+            return
+        if stream is None:  # all stream slots busy: wait for one in a task
+            connection.spawn(relay_waiting(connection, request, exchange, began), request)
+            return
+        timer = asyncio.get_running_loop().call_at(exchange.deadline, expire, stream.head)
+        stream.head.add_done_callback(
+            partial(on_head, connection, request, exchange, stream, timer, began)
+        )
+
+    def on_head(
+        connection: FastConnection[RelayRequest],
+        request: RelayRequest,
+        exchange: TunnelExchange,
+        stream: TunnelStream,
+        timer: asyncio.TimerHandle,
+        began: float,
+        arrived: asyncio.Future[ResponseHead],
+    ) -> None:
+        timer.cancel()
+        status, sent, rest = 500, 0, None
+        try:
+            if arrived.cancelled():
+                raise TunnelGoneError("the response head was cancelled")
+            error = arrived.exception()
+            if error is not None:
+                raise exchange.failure(error)
+            head = arrived.result()
+            status = head.status
+            sent, rest = start_response(connection, stream, head, request, limits)
+        except Exception as exc:
+            status = answer_error(connection, request, exc)
+        if rest is not None:  # the body streams in a task; the exchange ends with it
+            streaming = stream_rest(request, exchange, rest, status, sent, began)
+            connection.spawn(streaming, request)
+            return
+        exchange.release()
+        done(connection, request, status, sent, began)
+
+    async def stream_rest(
+        request: RelayRequest,
+        exchange: TunnelExchange,
+        rest: Awaitable[int],
+        status: int,
+        sent: int,
+        began: float,
+    ) -> None:
+        try:
+            sent += await rest
+        finally:
+            exchange.release()
+            relay.metrics.observe(request.venue, status, len(request.body), sent, began)
+
+    async def relay_waiting(
+        connection: FastConnection[RelayRequest],
+        request: RelayRequest,
+        exchange: TunnelExchange,
+        began: float,
+    ) -> None:
+        status, sent = 500, 0
+        try:
+            async with exchange as (stream, head):
+                status = head.status
+                sent, rest = start_response(connection, stream, head, request, limits)
+                if rest is not None:
+                    sent += await rest
+        except Exception as exc:
+            status = answer_error(connection, request, exc)
         finally:
             relay.metrics.observe(request.venue, status, len(request.body), sent, began)
+
+    def done(
+        connection: FastConnection[RelayRequest],
+        request: RelayRequest,
+        status: int,
+        sent: int,
+        began: float,
+    ) -> None:
+        relay.metrics.observe(request.venue, status, len(request.body), sent, began)
+        connection.finish(request)
 
     return FastListener(aiohttp_server, read, serve)
 
@@ -165,14 +237,31 @@ _SENDABLE_NAMES: set[bytes] = set()
 _CONTENT_LENGTH = b"content-length"
 
 
-async def write_response(
+def answer_error(
+    connection: FastConnection[RelayRequest], request: RelayRequest, error: Exception
+) -> int:
+    """Answer a request that failed before its answer's head was written: an ``ApiError``
+    as its typed JSON, anything else as a logged 500 (as aiohttp's error middleware does).
+    Returns the status sent."""
+    if isinstance(error, ApiError):
+        connection.write(encode_answer(error_answer(error), request.close))
+        return error.status
+    logger.error("relaying %s %s failed", request.method, request.path, exc_info=error)
+    connection.write(encode_answer(Answer(500, orjson.dumps(INTERNAL_ERROR)), request.close))
+    return 500
+
+
+def start_response(
     connection: FastConnection[RelayRequest],
     stream: TunnelStream,
     head: ResponseHead,
     request: RelayRequest,
     limits: RelayLimits,
-) -> int:
-    """Write the bridge's answer on ``stream`` to ``connection``; the body bytes sent.
+) -> tuple[int, Awaitable[int] | None]:
+    """Write the bridge's answer on ``stream`` to ``connection`` as far as it is here: all of
+    it when it came whole with its head (or has no body), else its head. Returns the body
+    bytes written and, for a body still to come, the coroutine that streams the rest (and
+    returns its byte count).
 
     Raises:
         ApiError: the stream broke off before anything was written (``waiting_parts``).
@@ -199,16 +288,16 @@ async def write_response(
     parts, whole = waiting_parts(stream, request.venue, limits)
     if status in _EMPTY or status < 200:
         connection.write(encode_head(status, _defaults(fields, None), close))
-        return 0
+        return 0, None
     if whole:  # the answer came with its head: one write, with its length
         body = b"".join(parts)
         connection.write(encode_head(status, _defaults(fields, len(body)), close) + body)
-        return len(body)
+        return len(body), None
     chunked = declared is None or declared < 0
     framing = [(b"Transfer-Encoding", b"chunked")] if chunked else []
     connection.write(encode_head(status, _defaults(fields, declared, framing), close))
     length = None if chunked else declared
-    return await _stream_body(connection, stream, parts, length, limits.request_timeout_s)
+    return 0, _stream_body(connection, stream, parts, length, limits.request_timeout_s)
 
 
 def _defaults(

@@ -11,11 +11,64 @@ tunnel is alive, is refused with ``SUPERSEDED``: it is the stale one. A dead reg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from bridge.tunnel.messages import Health
 from bridge.tunnel_io import TunnelConnection
+
+
+class Slots:
+    """A tunnel's stream slots (``max_concurrent_streams``): taken at once when one is free,
+    else waited for in arrival order.
+
+    Why not ``asyncio.Semaphore``: its ``acquire`` is a coroutine even when a slot is free,
+    and the relay's fast path takes a free slot from a plain callback, with no task per
+    request (``fastpath.py``).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody waits before us."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting for one in turn. Cancelled after being handed one, it gives
+        the slot back."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot, but leaving: the next one gets it
+            else:
+                with contextlib.suppress(ValueError):  # give() may have dropped it already
+                    self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """A slot is free again: to the first live waiter, or back to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass(eq=False)
@@ -25,7 +78,7 @@ class VenueLink:
     venue: str
     epoch: int
     conn: TunnelConnection
-    slots: asyncio.Semaphore
+    slots: Slots
     bridge_version: str = ""
     connected_at: float = field(default_factory=time.time)  # wall clock, for people
     health: Health | None = None

@@ -29,7 +29,10 @@ def loke_listener(
 ) -> FastListener[FastRequest]:
     """The listener's connections: LOKE's URLs answered by ``backend``, the rest aiohttp's."""
 
-    async def serve(connection: FastConnection[FastRequest], request: FastRequest) -> None:
+    def serve(connection: FastConnection[FastRequest], request: FastRequest) -> None:
+        connection.spawn(respond(connection, request), request)
+
+    async def respond(connection: FastConnection[FastRequest], request: FastRequest) -> None:
         answer = await operations.answer(
             backend,
             request.route,
