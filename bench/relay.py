@@ -345,6 +345,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default=None, help="interpreter for bridge, relay, fake bridges")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--no-write", action="store_true", help="do not write the JSON file")
+    p.add_argument("--report", metavar="JSON", help="print a past run's results; run nothing")
     args = p.parse_args(argv)
     args.rates = [int(x) for x in args.rates.split(",") if x.strip()]
     if not args.rates or min(args.rates) < 1 or max(args.rates) > 50_000:
@@ -358,6 +359,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:  # a past run's table and README snippet, with today's report code
+        report = json.loads(Path(args.report).read_text())
+        report["targets"] = verdicts(report)
+        print_table(report)
+        print("\n--- markdown for README ---\n" + markdown(report) + "\n---")
+        return 0
     python = bridge_python(args.python)
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
