@@ -9,7 +9,10 @@ and how it is answered (``serve``); the connection's life is the same and lives 
 
 Each new connection starts with :class:`FastConnection`. A request ``read`` recognises is
 taken out of the buffer and given to ``serve``, which writes the answer with
-:meth:`FastConnection.write` (and :meth:`~FastConnection.drain` for a long one). At the first
+:meth:`FastConnection.write` (and :meth:`~FastConnection.drain` for a long one) and then
+calls :meth:`~FastConnection.finish`: at once, from a callback, or after a coroutine run by
+:meth:`~FastConnection.spawn`. Nothing after a request that closes the connection is
+served. At the first
 request ``read`` hands over, the connection goes to aiohttp's own protocol (``web.Server``)
 together with every byte not yet answered, and stays aiohttp's: from then on it is served as
 if this module did not exist (odd requests, aiohttp's own 4xx, websocket upgrades).
@@ -168,11 +171,6 @@ class FastConnection(asyncio.Protocol, Generic[R]):
     # -- for serve ----------------------------------------------------------------------------
 
     @property
-    def transport(self) -> asyncio.Transport | None:
-        """The connection's transport; ``None`` once it is gone (or handed over)."""
-        return self._transport
-
-    @property
     def gone(self) -> bool:
         """The caller hung up (or the connection is closing): an answer would be dropped."""
         return self._transport is None or self._transport.is_closing()
@@ -203,7 +201,7 @@ class FastConnection(asyncio.Protocol, Generic[R]):
             return
         self._reading = True
         try:
-            while not self._busy and self._transport is not None and self._buffer:
+            while not self._busy and not self.gone and self._buffer:
                 request = self._owner.read(self._buffer)
                 if request is None:
                     return

@@ -110,9 +110,14 @@ def test_an_incomplete_request_waits():
 # -- the same answers as aiohttp's route ----------------------------------------------------
 
 
-def differential_app() -> web.Application:
-    """The forwarding tests' echo app, plus answers with edge-case framing."""
+def differential_app(seen: dict[str, int]) -> web.Application:
+    """The forwarding tests' echo app, plus answers with edge-case framing, and ``/count``,
+    which counts its calls in ``seen``."""
     app = echo_app({})
+
+    async def count(request: web.Request) -> web.Response:
+        seen["count"] = seen.get("count", 0) + 1
+        return web.Response(text=str(seen["count"]))
 
     async def empty(request: web.Request) -> web.Response:
         return web.Response(status=204, headers={"X-Empty": "yes"})
@@ -145,6 +150,7 @@ def differential_app() -> web.Application:
         seen = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
         return web.json_response({"path": request.raw_path, "headers": seen})
 
+    app.router.add_get("/count", count)
     app.router.add_get("/typed", typed)
     app.router.add_route("*", "/headers", headers)
     app.router.add_get("/broken", broken)
@@ -152,7 +158,9 @@ def differential_app() -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def two_relays(tmp_path) -> AsyncIterator[tuple[RunningRelay, RunningRelay]]:
+async def two_relays(
+    tmp_path, seen: dict[str, int] | None = None
+) -> AsyncIterator[tuple[RunningRelay, RunningRelay]]:
     """Relay ``fast`` (the fast path) and relay ``plain`` (aiohttp only), venue cafe-a held
     on both by one tunnel client serving :func:`differential_app`."""
     fast_config = relay_config(tmp_path)
@@ -161,7 +169,7 @@ async def two_relays(tmp_path) -> AsyncIterator[tuple[RunningRelay, RunningRelay
     async with (
         running_relay(fast_config) as fast,
         running_relay(plain_config) as plain,
-        serving(differential_app()) as local,
+        serving(differential_app({} if seen is None else seen)) as local,
     ):
         assert fast.server.listener is not None and plain.server.listener is None
         tunnel = tunnel_section(
@@ -280,3 +288,27 @@ async def test_an_answer_that_breaks_off_cuts_the_connection_as_aiohttps_route_d
                 assert 0 < len(rest) < 1_000_000
             finally:
                 writer.close()
+
+
+async def test_nothing_after_a_request_that_closes_the_connection_is_relayed(tmp_path):
+    seen: dict[str, int] = {}
+    async with two_relays(tmp_path, seen) as (fast, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", fast.port)
+        try:
+            # The first is answered at once (no tunnel for cafe-b) and asks to close.
+            writer.write(
+                raw("GET /v/cafe-b/x HTTP/1.1\nHost: r\nConnection: close")
+                + raw("GET /v/cafe-a/count HTTP/1.1\nHost: r")
+            )
+            head, _ = await read_answer(reader, "GET")
+            assert head.startswith(b"HTTP/1.1 503") and b"Connection: close" in head
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        finally:
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", fast.port)
+        try:
+            writer.write(raw("GET /v/cafe-a/count HTTP/1.1\nHost: r"))
+            _, body = await read_answer(reader, "GET")
+        finally:
+            writer.close()
+        assert body == b"1"  # only this one reached the venue
