@@ -6,14 +6,16 @@ Why: aiohttp's request parsing, routing, middleware, response objects and writer
 largest part of what it adds to a request. This path reads a request in the narrow form
 ``bridge/http/head.py`` accepts (GET or POST, an unreserved path with an optional plain query,
 one ``Content-Length`` up to :data:`FAST_BODY_BYTES`), puts it down the venue's tunnel with
-the same :class:`~bridge.relay.proxy.TunnelExchange` aiohttp's route uses (same deadline,
-limits, typed errors, ``X-Forwarded-*``), and writes the bridge's answer back as bytes: whole
-with a ``Content-Length`` when it came whole with its head, else streamed (by the bridge's
-``Content-Length``, or chunked) with backpressure.
+the same :class:`~bridge.relay.exchange.TunnelExchange` aiohttp's route uses (same deadline,
+stream slots, typed errors, ``X-Forwarded-*``, rate limit, metrics), and writes the bridge's
+answer back as bytes: whole with a ``Content-Length`` when it came whole with its head, else
+streamed (by the bridge's ``Content-Length``, or chunked) with backpressure. When a stream
+slot is free, the request leaves at once and is answered from its response head's callback:
+no task per request (a task only to wait for a slot, or to stream a long answer).
 
 The head fields added are those aiohttp's ``web.Response``/``StreamResponse`` add (a
 ``Content-Length`` for a whole body, ``Content-Type: application/octet-stream`` when a body
-has none, ``Date``, ``Server``, ``Connection: close``); ``tests/relay/test_fast_path.py``
+has none, ``Date``, ``Server``, ``Connection: close``); ``tests/relay/test_public_fast_path.py``
 compares both listeners on the same requests. Everything else goes to aiohttp from its first
 byte (``bridge/http/fastconn.py``): the tunnel's websocket upgrade, the health and metrics
 URLs, other methods, chunked or large bodies, percent-encoded or dot segments, and, on a
