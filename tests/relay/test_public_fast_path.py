@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bridge.http.head import HAND_OVER
 from bridge.relay.fastpath import FAST_BODY_BYTES, RelayRequest, read_relay_request
+from bridge.relay.proxy import tunnel_path
 from tests.relay.harness import (
     RunningRelay,
     add_venues,
@@ -312,3 +313,16 @@ async def test_nothing_after_a_request_that_closes_the_connection_is_relayed(tmp
         finally:
             writer.close()
         assert body == b"1"  # only this one reached the venue
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "forwarded"),
+    [
+        ("/v/cafe-a/loke/v1/x", "/loke/v1/x"),
+        ("/v/cafe-a/", "/"),
+        ("/v/caf%65-a/x?y=1", "/x?y=1"),  # aiohttp decodes the venue; the path stays as sent
+        ("/v/cafe-a/b?c=/d/e", "/b?c=/d/e"),
+    ],
+)
+def test_aiohttps_route_forwards_the_path_after_the_venue_segment_as_sent(raw_path, forwarded):
+    assert tunnel_path(raw_path) == forwarded
