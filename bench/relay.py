@@ -64,10 +64,9 @@ from bench.bridge_process import (  # noqa: E402
     Bridge,
     bridge_python,
     code_version,
-    machine_cpu,
     write_config,
 )
-from bench.common import run_generator, stat_fields, write_results  # noqa: E402
+from bench.common import write_results  # noqa: E402
 from bench.nats_process import NatsServer, nats_server_binary  # noqa: E402
 from bench.relay_process import (  # noqa: E402
     Client,
@@ -75,7 +74,6 @@ from bench.relay_process import (  # noqa: E402
     add_tunnel_section,
     add_venue_cli,
     nofile_limits,
-    proc_cpu_s,
     relay_has_rate_limit,
     rss_kib,
     write_bulk_venues,
@@ -87,66 +85,13 @@ from bench.relayed import (  # noqa: E402
     RELAYED,
     SYNTHETIC_BILL,
     VENUE,
-    bill_fetch_job,
     relay_and_canned_bridge,
+    run_load,
     sample_bill,
+    settle,
 )
 
 # -- (a) one offered load on one path -----------------------------------------------------------
-
-
-def run_load(
-    args: argparse.Namespace, port: int, prefix: str, rate: int, pids: dict[str, int]
-) -> dict[str, Any]:
-    """One open-loop run; CPU of each server process over its counted window."""
-    job = bill_fetch_job(
-        port, prefix, rate, args.warmup, args.duration, args.drain, args.max_connections
-    )
-
-    def snapshot(_name: str) -> dict[str, Any]:
-        return {
-            "wall": time.perf_counter(),
-            "machine": machine_cpu(),
-            "stat": stat_fields(),
-            **{name: proc_cpu_s(pid) for name, pid in pids.items()},
-        }
-
-    timeout_s = 60 + args.warmup + args.duration + args.drain
-    result, snaps, returncode = run_generator("bench.openloop", job, timeout_s, snapshot)
-    if result is None or "start" not in snaps or "end" not in snaps:
-        raise RuntimeError(f"open-loop generator failed (exit {returncode})")
-    s0, s1 = snaps["start"], snaps["end"]
-    wall = s1["wall"] - s0["wall"]
-    cpu = {name: round(100 * (s1[name] - s0[name]) / wall, 1) for name in pids}
-    cpu["generator"] = result["client_cpu_pct"]
-    busy, total = s1["machine"][0] - s0["machine"][0], s1["machine"][1] - s0["machine"][1]
-    if total:
-        machine = 100 * (os.cpu_count() or 1) * busy / total
-        cpu["machine"] = round(machine, 1)
-        ours = sum(cpu[name] for name in pids) + cpu["generator"]
-        delta = [b - a for a, b in zip(s0["stat"], s1["stat"], strict=True)]
-        scale = 100 * (os.cpu_count() or 1) / total
-        cpu["irq"] = round((delta[5] + delta[6]) * scale, 1)  # irq + softirq (loopback TCP)
-        cpu["steal"] = round(delta[7] * scale, 1)  # the hypervisor gave the core to others
-        cpu["others"] = round(max(0.0, machine - ours - cpu["irq"] - cpu["steal"]), 1)
-    result["cpu_pct"] = cpu
-    done = result["achieved_per_s"] * wall
-    result["cpu_ms_per_request"] = {
-        name: round(10 * cpu[name] * wall / done, 3) if done else None for name in pids
-    }
-    return result
-
-
-def settle(pids: dict[str, int], timeout_s: float = 20.0) -> float:
-    """Wait (bounded) until bridge and relay are idle again: a backlog left by an overloaded
-    run must not leak into the next one. Returns the seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        before = sum(proc_cpu_s(pid) for pid in pids.values())
-        time.sleep(0.5)
-        if sum(proc_cpu_s(pid) for pid in pids.values()) - before < 0.05:
-            break
-    return round(time.monotonic() - started, 1)
 
 
 def part_a(args: argparse.Namespace, folder: Path, python: str) -> dict[str, Any]:

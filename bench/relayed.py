@@ -1,27 +1,35 @@
 """A relay and a bridge behind it, and an open-loop bill-fetch load through them.
 
-What ``bench/relay_profile.py`` (it profiles the relay) and ``bench/uplink_profile.py`` (it
-profiles the bridge) both start and drive, as ``bench/relay.py`` (a) does:
+What ``bench/relay.py``, ``bench/relay_profile.py`` (it profiles the relay) and
+``bench/uplink_profile.py`` (it profiles the bridge) start and drive:
 
 - :func:`relay_and_bridge`: a relay (its per-venue rate limit lifted: the benches measure
   work, not the limit) with one venue added by ``pos-bridge relay add-venue``, and a bridge
   (simulated POS, 999 tables) whose ``[tunnel]`` dials it, in a temporary folder; given
   once the tunnel is up, both stopped on leaving. The relay's command may be replaced (a
   profiling wrapper), and either side run under callgrind.
+- :func:`relay_and_canned_bridge`: a relay whose tunnel is held by a fake bridge answering
+  every request at once (:data:`SYNTHETIC_BILL`, or a bill :func:`sample_bill` took from a
+  real bridge): the relay measured alone.
 - :func:`bill_fetches`: one ``bench/openloop.py`` run at a fixed offered rate, straight at the
   bridge's listener or through the relay's ``/v/{venue}/…``, calling ``on_start``/``on_end``
   at the counted window's edges (a profiler's switch) and reading one process's user and
   system CPU over that window from ``/proc``.
+- :func:`run_load` and :func:`settle`: ``bench/relay.py``'s run at one load and path, with
+  the CPU of several processes and of the machine, and the wait for them to idle after it.
 
 Standard library only, like every bench module.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,14 +37,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import common
-from bench.bridge_process import SECRET, TABLES, Bridge, write_config
-from bench.common import RESULTS, run_generator
+from bench.bridge_process import SECRET, TABLES, Bridge, machine_cpu, write_config
+from bench.common import RESULTS, run_generator, stat_fields
 from bench.instructions import START_UNDER_VALGRIND_S, under_callgrind
 from bench.relay_process import (
     Client,
     Relay,
     add_tunnel_section,
     add_venue_cli,
+    proc_cpu_s,
     proc_user_system_s,
     relay_has_rate_limit,
     write_relay_config,
@@ -265,3 +274,57 @@ def bill_fetches(
 def answered(result: dict[str, Any], seconds: float) -> int:
     """Requests answered in ``seconds`` of a run's counted window, at its achieved rate."""
     return round(float(result["achieved_per_s"]) * seconds)
+
+
+def run_load(
+    args: argparse.Namespace, port: int, prefix: str, rate: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """One open-loop run; CPU of each server process over its counted window."""
+    job = bill_fetch_job(
+        port, prefix, rate, args.warmup, args.duration, args.drain, args.max_connections
+    )
+
+    def snapshot(_name: str) -> dict[str, Any]:
+        return {
+            "wall": time.perf_counter(),
+            "machine": machine_cpu(),
+            "stat": stat_fields(),
+            **{name: proc_cpu_s(pid) for name, pid in pids.items()},
+        }
+
+    timeout_s = 60 + args.warmup + args.duration + args.drain
+    result, snaps, returncode = run_generator("bench.openloop", job, timeout_s, snapshot)
+    if result is None or "start" not in snaps or "end" not in snaps:
+        raise RuntimeError(f"open-loop generator failed (exit {returncode})")
+    s0, s1 = snaps["start"], snaps["end"]
+    wall = s1["wall"] - s0["wall"]
+    cpu = {name: round(100 * (s1[name] - s0[name]) / wall, 1) for name in pids}
+    cpu["generator"] = result["client_cpu_pct"]
+    busy, total = s1["machine"][0] - s0["machine"][0], s1["machine"][1] - s0["machine"][1]
+    if total:
+        machine = 100 * (os.cpu_count() or 1) * busy / total
+        cpu["machine"] = round(machine, 1)
+        ours = sum(cpu[name] for name in pids) + cpu["generator"]
+        delta = [b - a for a, b in zip(s0["stat"], s1["stat"], strict=True)]
+        scale = 100 * (os.cpu_count() or 1) / total
+        cpu["irq"] = round((delta[5] + delta[6]) * scale, 1)  # irq + softirq (loopback TCP)
+        cpu["steal"] = round(delta[7] * scale, 1)  # the hypervisor gave the core to others
+        cpu["others"] = round(max(0.0, machine - ours - cpu["irq"] - cpu["steal"]), 1)
+    result["cpu_pct"] = cpu
+    done = result["achieved_per_s"] * wall
+    result["cpu_ms_per_request"] = {
+        name: round(10 * cpu[name] * wall / done, 3) if done else None for name in pids
+    }
+    return result
+
+
+def settle(pids: dict[str, int], timeout_s: float = 20.0) -> float:
+    """Wait (bounded) until bridge and relay are idle again: a backlog left by an overloaded
+    run must not leak into the next one. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = sum(proc_cpu_s(pid) for pid in pids.values())
+        time.sleep(0.5)
+        if sum(proc_cpu_s(pid) for pid in pids.values()) - before < 0.05:
+            break
+    return round(time.monotonic() - started, 1)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from bridge.config import LocationConfig, PaymentsConfig
 from bridge.core.bill import Bill
@@ -30,21 +29,26 @@ from bridge.core.idempotency import StoredResponse
 from bridge.core.limits import OfflineLimitError, check_offline_limits
 from bridge.core.money import Money
 from bridge.core.payment import AuditRecord, Payment, PaymentState, receive, transition
-from bridge.core.rules import PaymentClaim, PaymentRuleError, check_payment
+from bridge.core.rules import PaymentRuleError, check_payment
 from bridge.errors import (
-    RULE_STATUS,
     ApiError,
     ConflictError,
     NotFoundError,
-    UnprocessableError,
     pos_offline,
 )
 from bridge.services.deadlines import Deadlines
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
+from bridge.services.payment_answers import (
+    PaymentOutcome,
+    PaymentRenderer,
+    PaymentRequest,
+    in_progress,
+    rejection,
+    replay,
+)
 from bridge.services.snapshots import BillSnapshots, slack
 from bridge.store.payments import PaymentStore
-from bridge.store.rows import IdempotencyHit
 from drivers.base import PaymentInstruction, PosDriver, Table
 from drivers.errors import (
     PaymentRefusedError,
@@ -57,43 +61,6 @@ from drivers.errors import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class PaymentRenderer(Protocol):
-    """How a platform words a payment's success; errors use the bridge's one error shape."""
-
-    def applied(self, payment: Payment, bill: Bill | None) -> StoredResponse: ...
-
-    def queued(self, payment: Payment) -> StoredResponse: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRequest:
-    """A parsed, well-formed payment, not yet checked against the bill."""
-
-    platform: str
-    location: LocationConfig
-    table: int
-    payment_id: str
-    claim: PaymentClaim
-    label: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentOutcome:
-    response: StoredResponse
-    replayed: bool = False
-
-
-def rejection(error: PaymentRuleError | PaymentRefusedError) -> StoredResponse:
-    """The stored answer for a payment refused by a rule or by the POS."""
-    if isinstance(error, PaymentRefusedError):
-        code, message, details = error.reason, str(error), {}
-    else:
-        code, message, details = error.code, str(error), error.details
-    api_error = RULE_STATUS.get(code, ConflictError)(code, message, details)
-    return StoredResponse(api_error.status, api_error.body())
 
 
 class PaymentService:
@@ -187,7 +154,7 @@ class PaymentService:
         """
         key = (request.platform, request.payment_id)
         if key in self._in_flight:
-            raise _in_progress(request.payment_id)
+            raise in_progress(request.payment_id)
         self._in_flight.add(key)
         try:
             async with self._locks.for_table(request.location.loke_location_id, request.table):
@@ -287,7 +254,7 @@ class PaymentService:
         before: then its stored answer, as a replay gets it (see the module docstring)."""
         hit = self._store.idempotency(request.platform, request.payment_id)
         if hit is not None:
-            return _replay(hit, request)
+            return replay(hit, request)
         raise error
 
     async def _record(
@@ -312,7 +279,7 @@ class PaymentService:
             now=payment.updated_at,
         )
         if hit is not None:
-            return _replay(hit, request)
+            return replay(hit, request)
         if payment.state is PaymentState.QUEUED:
             self._wake_outbox()
         return None
@@ -411,30 +378,3 @@ def instruction_for(payment: Payment, location: LocationConfig) -> PaymentInstru
         tip=payment.tip,
         label=payment.label,
     )
-
-
-def _in_progress(payment_id: str) -> ApiError:
-    return ConflictError(
-        "in_progress",
-        "this payment is still being processed; retry shortly",
-        {"paymentId": payment_id},
-        {"Retry-After": "1"},
-    )
-
-
-def _replay(hit: IdempotencyHit, request: PaymentRequest) -> PaymentOutcome:
-    if hit.expired:
-        raise UnprocessableError(
-            "idempotency_key_expired",
-            "this payment id was used long ago and its stored answer has expired",
-            {"paymentId": request.payment_id},
-        )
-    if hit.request_hash != request.fingerprint:
-        raise UnprocessableError(
-            "idempotency_key_reused",
-            "this payment id was already used for a different payment",
-            {"paymentId": request.payment_id},
-        )
-    if hit.response is None:
-        raise _in_progress(request.payment_id)
-    return PaymentOutcome(hit.response, replayed=True)

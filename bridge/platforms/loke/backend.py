@@ -27,7 +27,7 @@ from bridge.platforms.loke.contract import (
     payment_status_json,
 )
 from bridge.runtime import Runtime
-from bridge.services.payments import PaymentRequest
+from bridge.services.payment_answers import PaymentRequest
 
 _RENDER = LokeRenderer()
 _REPLAYED = {"Idempotent-Replayed": "true"}
