@@ -249,6 +249,12 @@ class TunnelConnection:
             self.protocol.send_end(stream_id)
             self.kick()
 
+    def answered(self, stream_id: int) -> None:
+        """Client: the whole answer, END_OF_BODY included, is with the protocol (which frames
+        what waits for a window on its own): forget the stream here, without the CANCEL that
+        :meth:`release` would send while bytes are still queued."""
+        self.streams.pop(stream_id, None)
+
     def release(self, stream_id: int, code: int) -> None:
         """The application is done with a stream: cancel it if it is still live, forget it."""
         self.streams.pop(stream_id, None)

@@ -75,6 +75,11 @@ class TunnelStream:
             raise self._error
         return None
 
+    @property
+    def bodiless(self) -> bool:
+        """The peer's END_OF_BODY came with no body bytes (and nothing failed the stream)."""
+        return self._ended and not self._chunks and self._error is None
+
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._wake()

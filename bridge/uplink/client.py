@@ -51,7 +51,7 @@ from bridge.tunnel_io import (
     TunnelGoneError,
     TunnelStream,
 )
-from bridge.uplink.dispatch import LocalServer, dispatch
+from bridge.uplink.dispatch import LocalServer, answer_at_once, dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,14 @@ class UplinkClient:
                 return
 
     def _on_request(self, head: RequestHead, stream: TunnelStream) -> None:
+        # After the rest of the message is dispatched: its END_OF_BODY, often, and then a
+        # bodiless LOKE call is answered with no task for the stream (answer_at_once).
+        asyncio.get_running_loop().call_soon(self._start, head, stream)
+
+    def _start(self, head: RequestHead, stream: TunnelStream) -> None:
         assert self.local is not None
+        if answer_at_once(self.local, head, stream):
+            return
         task = asyncio.create_task(dispatch(self.local, head, stream))
         self._tasks.add(task)
         key = (stream.conn, head.stream_id)  # stream ids repeat across relays' connections

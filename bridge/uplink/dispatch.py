@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Any, cast
 
 from aiohttp import web
@@ -351,6 +352,41 @@ async def _answer_loke(
         conn.protocol.send_response(sid, answer.status, fields, answer.body)
         conn.kick()
         await conn.drain(sid)
+
+
+def answer_at_once(local: LocalServer, head: RequestHead, stream: TunnelStream) -> bool:
+    """A bodiless request for one of LOKE's URLs (a bill, the tables, a payment's status)
+    that came whole: its operation runs in a task of its own and its answer leaves from that
+    task's completion, with no task for the stream. ``False``: nothing was done; use
+    :func:`dispatch`.
+
+    As in :func:`_answer_loke`, nothing the relay does (a CANCEL, the tunnel dropping) stops
+    the operation; only its answer is dropped (``send_response`` on a cancelled stream)."""
+    if local.loke is None or local.server is None or not stream.bodiless:
+        return False
+    call = recognise(head)
+    if call is None or not _length_agrees(call, b""):
+        return False
+    work = asyncio.ensure_future(
+        operations.answer(
+            local.loke, call.route, call.location, call.table, call.payment_id, call.headers, b""
+        )
+    )
+    local.operations.add(work)
+    work.add_done_callback(local.operations.discard)
+    work.add_done_callback(partial(_send_answer, stream.conn, head.stream_id))
+    return True
+
+
+def _send_answer(conn: TunnelConnection, sid: int, work: asyncio.Future[Answer]) -> None:
+    if work.cancelled():  # the bridge is stopping
+        conn.release(sid, CancelCode.INTERNAL_ERROR)
+        return
+    answer, fields = sendable(work.result())
+    if conn.alive:  # dropped by the protocol if the relay cancelled the stream
+        conn.protocol.send_response(sid, answer.status, fields, answer.body)
+        conn.kick()
+    conn.answered(sid)
 
 
 async def _feed(stream: TunnelStream, pipe: _Pipe, chunked: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
+from tests.conftest import ADMIN_AUTH, LOCATION, LOKE_AUTH, loke_url, payment_body
 from tests.relay.harness import relay_and_bridge, wait_until
 
 KEPT = ("Content-Type", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "ETag")
@@ -98,3 +98,40 @@ async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_p
             return status == 201 and headers["Idempotent-Replayed"] == "true"
 
         await wait_until(replayed, 5)
+
+
+async def test_bill_fetches_answered_at_once_release_their_streams(tmp_path):
+    """A bodiless LOKE call is answered from its operation's completion, with no task for
+    the stream (``dispatch.answer_at_once``): each stream must still be forgotten, and an
+    answer larger than one frame must cross whole."""
+    # 32 KiB messages: 16 KiB frames, so the big bill below takes two.
+    async with (
+        relay_and_bridge(tmp_path, limits={"max_message_bytes": 32_768}) as (relay, uplink),
+        aiohttp.ClientSession() as http,
+    ):
+        local = uplink.local
+        assert local is not None
+        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        table = f"{direct}/api/drivers/main/simulator/tables/6"
+        async with http.get(direct + loke_url(6), headers=LOKE_AUTH) as response:
+            if response.status != 200:  # no open bill: seat one
+                async with http.post(f"{table}/bill", json={}, headers=ADMIN_AUTH) as seated:
+                    assert seated.status == 200, await seated.text()
+        admin = f"{table}/items"
+        for i in range(120):
+            line = {"name": f"line {i} " + "x" * 80, "amount": 100 + i}
+            async with http.post(admin, json=line, headers=ADMIN_AUTH) as response:
+                assert response.status == 200, await response.text()
+        via_relay = f"{relay.url}/v/cafe-a"
+        big = await answer(http, via_relay, ("GET", loke_url(6), LOKE_AUTH, None))
+        assert big == await answer(http, direct, ("GET", loke_url(6), LOKE_AUTH, None))
+        assert big[0] == 200 and len(orjson.dumps(big[2])) > 16_384
+        for table in range(1, 11):
+            status, _, _ = await answer(http, via_relay, ("GET", loke_url(table), LOKE_AUTH, None))
+            assert status == 200
+
+        def released() -> bool:
+            return all(not conn.streams for conn in uplink.connections.values())
+
+        await wait_until(released, 5)
+        assert not local.operations
