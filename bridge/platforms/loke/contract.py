@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from bridge.core.bill import Bill, BillItem
@@ -21,7 +22,11 @@ from bridge.http.fields import Fields
 DEFAULT_LABEL = "LOKE Pay at Table"
 
 
+@lru_cache(maxsize=4096)
 def rfc3339(moment: datetime) -> str:
+    """``moment`` in UTC, to the second. Cached: a bill's times are the same on every fetch,
+    and ``astimezone`` with ``strftime`` were 3–5 % of a bill fetch's CPU (py-spy). Equal
+    datetimes are the same instant, so they format alike whatever their zone."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
