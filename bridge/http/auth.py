@@ -32,8 +32,9 @@ def _refuse(realm: str) -> UnauthorizedError:
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The bearer token of ``headers`` (case-insensitive, or names in lower case)."""
-    header = headers.get("Authorization") or headers.get("authorization") or ""
+    """The bearer token of ``headers`` (case-insensitive, or names in lower case: either
+    way a lower-case name finds it)."""
+    header = headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -64,7 +65,7 @@ def check_platform_auth(headers: Mapping[str, str], auth: AuthConfig | None, bod
             raise _refuse("loke")
         return
     name = auth.signature_header
-    signature = headers.get(name) or headers.get(name.lower()) or ""
+    signature = headers.get(name.lower()) or ""
     if not signature.startswith("sha256="):
         raise _refuse("loke")
     given = signature[len("sha256=") :].strip().lower()

@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bridge.config import AuthConfig
+from bridge.errors import UnauthorizedError
+from bridge.http.auth import check_platform_auth
 from bridge.runtime import RUNTIME
 from tests.conftest import (
     ADMIN_AUTH,
@@ -374,3 +377,18 @@ async def test_secrets_never_reach_the_logs(client, caplog):
             assert secret not in text, f"the {name} secret is in a log record: {text[:300]}"
     for name, secret in SECRETS.items():
         assert secret not in caplog.text, f"the {name} secret is in the logs"
+
+
+def test_the_fast_paths_lower_case_header_dicts_carry_credentials_too():
+    """The fast paths hand ``check_platform_auth`` plain dicts with lower-case names
+    (``bridge/http/head.py``); a configured header name in any case must still be found."""
+    body = b'{"amount": 1}'
+    signed = AuthConfig("hmac", (HMAC_SECRET,), signature_header="X-Event-Signature")
+    check_platform_auth({"x-event-signature": signature(body)}, signed, body)
+    with pytest.raises(UnauthorizedError):
+        check_platform_auth({"x-event-signature": signature(b"other")}, signed, body)
+    check_platform_auth(
+        {"authorization": f"Bearer {OTHER_SECRET}"}, AuthConfig("bearer", (OTHER_SECRET,)), b""
+    )
+    with pytest.raises(UnauthorizedError):
+        check_platform_auth({}, AuthConfig("bearer", (OTHER_SECRET,)), b"")
