@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from bridge.errors import ApiError
+from bridge.errors import INTERNAL_ERROR, ApiError
 
 
 class Answer(NamedTuple):
@@ -23,6 +23,10 @@ class Answer(NamedTuple):
 
 def json_answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
     return Answer(status, orjson.dumps(data), headers)
+
+
+#: The answer to anything unexpected (logged where it happened), as the error middleware's.
+INTERNAL_ANSWER = Answer(500, orjson.dumps(INTERNAL_ERROR))
 
 
 def error_answer(error: ApiError) -> Answer:

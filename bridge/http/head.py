@@ -31,7 +31,7 @@ MAX_HEAD_BYTES = 8 * 1024
 LOKE_REQUEST_LINE = re.compile(rb"(GET|POST) (/[A-Za-z0-9._~/-]*) HTTP/1\.1")
 #: A field's name (a token) and its value (visible ASCII, spaces and tabs): one character
 #: class each, so matching is linear in the line.
-_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VALUE = re.compile(rb"[\x20-\x7e\t]*")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 #: Headers whose presence alone hands the request over: framing and protocol changes.
@@ -155,7 +155,7 @@ def plain_headers(fields: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
     protocol. Folded lines never reach here: their name is not a token."""
     headers: dict[str, str] = {}
     for name, value in fields:
-        if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
+        if not TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
             return None  # controls, non-ASCII, not a token: aiohttp's to judge
         lower = name.lower()
         if lower in _HANDED_OVER:

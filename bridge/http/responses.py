@@ -19,8 +19,7 @@ import orjson
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from bridge.answers import Answer
-from bridge.errors import INTERNAL_ERROR
+from bridge.answers import INTERNAL_ANSWER, Answer
 
 logger = logging.getLogger(__name__)
 
@@ -96,5 +95,4 @@ def sendable(answer: Answer) -> tuple[Answer, list[tuple[bytes, bytes]]]:
         return answer, answer_fields(answer)
     except ValueError:
         logger.exception("an answer with status %d cannot be sent", answer.status)
-        internal = Answer(500, orjson.dumps(INTERNAL_ERROR))
-        return internal, answer_fields(internal)
+        return INTERNAL_ANSWER, answer_fields(INTERNAL_ANSWER)

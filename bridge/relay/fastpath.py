@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-import orjson
 from aiohttp import web
 
-from bridge.answers import Answer, error_answer
-from bridge.errors import INTERNAL_ERROR, ApiError
+from bridge.answers import INTERNAL_ANSWER, error_answer
+from bridge.errors import ApiError
 from bridge.http.fastconn import FastConnection, FastListener, encode_answer, encode_head
-from bridge.http.head import HAND_OVER, HandOver, Head, body_of, read_head
+from bridge.http.head import HAND_OVER, TOKEN, HandOver, Head, body_of, read_head
 from bridge.http.headers import end_to_end
 from bridge.http.responses import SERVER, http_date
 from bridge.relay.config import RelayLimits
@@ -232,7 +231,6 @@ def relay_listener(relay: Relay, aiohttp_server: web.Server) -> FastListener[Rel
 
 #: Statuses whose answers have no body, whatever their headers say (aiohttp's rule).
 _EMPTY = frozenset({204, 304})
-_FIELD_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _UNSENDABLE_VALUE = re.compile(rb"[\r\n\0]")
 #: Field names already checked to be tokens: a venue sends the same few on every answer.
 _SENDABLE_NAMES: set[bytes] = set()
@@ -249,7 +247,7 @@ def answer_error(
         connection.write(encode_answer(error_answer(error), request.close))
         return error.status
     logger.error("relaying %s %s failed", request.method, request.path, exc_info=error)
-    connection.write(encode_answer(Answer(500, orjson.dumps(INTERNAL_ERROR)), request.close))
+    connection.write(encode_answer(INTERNAL_ANSWER, request.close))
     return 500
 
 
@@ -275,7 +273,7 @@ def start_response(
     declared: int | None = None
     for name, value in end_to_end(head.headers):
         if name not in _SENDABLE_NAMES:
-            if not _FIELD_NAME.fullmatch(name):
+            if not TOKEN.fullmatch(name):
                 raise ValueError(
                     f"the venue's answer has a field name that is not a token: {name!r}"
                 )

@@ -339,15 +339,7 @@ async def _answer_loke(
     cancelled when the tunnel drops or the relay gives up, and a payment must then still be
     taken to its end (recorded, applied or queued, its answer kept for the platform's retry),
     as aiohttp lets a handler finish whose caller left. Only the answer is dropped."""
-    assert local.loke is not None
-    work = asyncio.ensure_future(
-        operations.answer(
-            local.loke, call.route, call.location, call.table, call.payment_id, call.headers, body
-        )
-    )
-    local.operations.add(work)
-    work.add_done_callback(local.operations.discard)
-    answer, fields = sendable(await asyncio.shield(work))
+    answer, fields = sendable(await asyncio.shield(_start_operation(local, call, body)))
     if conn.alive:
         conn.protocol.send_response(sid, answer.status, fields, answer.body)
         conn.kick()
@@ -367,15 +359,22 @@ def answer_at_once(local: LocalServer, head: RequestHead, stream: TunnelStream) 
     call = recognise(head)
     if call is None or not _length_agrees(call, b""):
         return False
+    work = _start_operation(local, call, b"")
+    work.add_done_callback(partial(_send_answer, stream.conn, head.stream_id))
+    return True
+
+
+def _start_operation(local: LocalServer, call: LokeCall, body: bytes) -> asyncio.Task[Answer]:
+    """The LOKE operation in a task of its own, referenced by ``local`` until it ends."""
+    assert local.loke is not None
     work = asyncio.ensure_future(
         operations.answer(
-            local.loke, call.route, call.location, call.table, call.payment_id, call.headers, b""
+            local.loke, call.route, call.location, call.table, call.payment_id, call.headers, body
         )
     )
     local.operations.add(work)
     work.add_done_callback(local.operations.discard)
-    work.add_done_callback(partial(_send_answer, stream.conn, head.stream_id))
-    return True
+    return work
 
 
 def _send_answer(conn: TunnelConnection, sid: int, work: asyncio.Future[Answer]) -> None:

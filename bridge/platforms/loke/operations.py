@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from bridge.answers import Answer, error_answer, json_answer
-from bridge.errors import INTERNAL_ERROR, ApiError, UnsupportedMediaTypeError
+from bridge.answers import INTERNAL_ANSWER, Answer, error_answer
+from bridge.errors import ApiError, UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
 from bridge.http.head import Route
@@ -54,7 +54,7 @@ async def answer(
         return error_answer(error)
     except Exception:
         logger.exception("unhandled error on LOKE %s", route.value)
-        return json_answer(INTERNAL_ERROR, 500)
+        return INTERNAL_ANSWER
 
 
 def _check_caller(backend: LokeBackend, key: str, headers: Headers, body: bytes) -> str:
