@@ -20,16 +20,20 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.config import Config
 from bridge.http import admin
 from bridge.http.middleware import error_middleware
+from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import routes as loke_routes
-from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend
+from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.platforms.loke.openapi import openapi_document
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
 from bridge.services.outbox import OutboxWorker
+from bridge.services.payment_answers import PaymentRenderer
 from bridge.services.payments import PaymentService
-from bridge.services.snapshots import FLUSH_INTERVAL_S
+from bridge.services.pos_calls import PosCalls
+from bridge.services.snapshots import FLUSH_INTERVAL_S, BillSnapshots
+from bridge.services.steps import PaymentSteps
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.toml_table import ConfigError
@@ -143,28 +147,33 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     config = runtime.config
     health = PosHealth(runtime.drivers, runtime.clock)
     locks = BillLocks()
-    renderer = LokeRenderer()
+    snapshots = BillSnapshots()
+    pos = PosCalls(runtime.drivers, health, config.payments.pos_timeout_s)
+    renderers: dict[str, PaymentRenderer] = {LOKE: LokeRenderer()}
+    outbox_due = asyncio.Event()
+    steps = PaymentSteps(
+        runtime.store,
+        pos,
+        renderers,
+        snapshots,
+        runtime.clock,
+        outbox_due.set,
+        config.outbox.retry_initial_s,
+        config.outbox.retry_max_s,
+    )
     outbox = OutboxWorker(
         runtime.store,
-        runtime.drivers,
-        config.locations,
-        health,
+        steps,
+        location_refs(config.locations),
         locks,
         config.outbox,
-        config.payments.pos_timeout_s,
         runtime.clock,
-        renderer.queued,
+        outbox_due,
     )
     runtime._health = health
     runtime._outbox = outbox
     runtime._payments = PaymentService(
-        runtime.store,
-        runtime.drivers,
-        health,
-        locks,
-        config.payments,
-        runtime.clock,
-        outbox.wake,
+        runtime.store, steps, pos, locks, snapshots, config.payments, runtime.clock
     )
     health.on_recovery(outbox.pos_recovered)
     await outbox.recover()

@@ -21,15 +21,14 @@ from bridge.config import LocationConfig
 from bridge.errors import NotFoundError
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
-    LokeRenderer,
     PaymentBody,
     bill_json,
     payment_status_json,
 )
 from bridge.runtime import Runtime
+from bridge.services.locations import LocationRef
 from bridge.services.payment_answers import PaymentRequest
 
-_RENDER = LokeRenderer()
 _REPLAYED = {"Idempotent-Replayed": "true"}
 
 
@@ -51,6 +50,17 @@ class LokeBackend(Protocol):
 LOKE_BACKEND = web.AppKey("loke_backend", LokeBackend)
 
 
+def location_ref(location: LocationConfig) -> LocationRef:
+    """A linked LOKE location as the services name it."""
+    return LocationRef(PLATFORM, location.loke_location_id, location.driver, location.pos_location)
+
+
+def location_refs(locations: Mapping[str, LocationConfig]) -> dict[tuple[str, str], LocationRef]:
+    """Every linked LOKE location, by ``(platform, location id)``, for the outbox."""
+    refs = (location_ref(location) for location in locations.values())
+    return {ref.key: ref for ref in refs}
+
+
 class LocalLokeBackend:
     """The operations run by this process's services (``Runtime``, filled in at start)."""
 
@@ -60,7 +70,7 @@ class LocalLokeBackend:
 
     async def tables(self, location: str) -> Answer:
         linked = self.locations[location]
-        tables = await self._runtime.payments.tables(linked)
+        tables = await self._runtime.payments.tables(location_ref(linked))
         return json_answer(
             {
                 "locationId": linked.loke_location_id,
@@ -69,21 +79,20 @@ class LocalLokeBackend:
         )
 
     async def open_bill(self, location: str, table: int) -> Answer:
-        bill = await self._runtime.payments.open_bill(self.locations[location], table)
+        bill = await self._runtime.payments.open_bill(location_ref(self.locations[location]), table)
         return json_answer(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
 
     async def take_payment(self, location: str, table: int, body: PaymentBody) -> Answer:
         outcome = await self._runtime.payments.take_payment(
             PaymentRequest(
                 platform=PLATFORM,
-                location=self.locations[location],
+                location=location_ref(self.locations[location]),
                 table=table,
                 payment_id=body.payment_id,
                 claim=body.claim,
                 label=body.label,
                 fingerprint=body.fingerprint,
-            ),
-            _RENDER,
+            )
         )
         response = outcome.response
         return json_answer(response.body, response.status, _REPLAYED if outcome.replayed else None)
