@@ -1,9 +1,9 @@
-"""What a payment request is, and the answers given for it without the POS: refusals by a
-rule or by the POS, replays of a payment id, and "still in progress".
+"""What a payment request is, and the answers given for it without the POS: replays of a
+payment id, and "still in progress".
 
-Why its own module: these are the payment service's vocabulary (the platforms' backends
-build :class:`PaymentRequest`; the outbox and the service share the wording of refusals),
-while ``payments.py`` is the order of steps that makes a payment durable.
+Why its own module: these are the payment service's vocabulary (``operations.py`` builds
+:class:`PaymentRequest`; each platform brings a :class:`PaymentRenderer`), while
+``payments.py`` is the order of steps that makes a payment durable.
 """
 
 from __future__ import annotations
