@@ -43,8 +43,10 @@ from bench.common import child_env  # noqa: E402  (after the sys.path fix for sc
 from bench.instructions import callgrind_total, under_callgrind  # noqa: E402
 from bridge.core.bill import Bill, BillItem, BillPayment  # noqa: E402
 from bridge.core.idempotency import StoredResponse  # noqa: E402
+from bridge.core.lifecycle import decide  # noqa: E402
 from bridge.core.money import Money  # noqa: E402
-from bridge.core.payment import PaymentState, receive, transition  # noqa: E402
+from bridge.core.payment import receive  # noqa: E402
+from bridge.core.payment_events import CheckedOk, DriverApplied  # noqa: E402
 from bridge.store.database import Database  # noqa: E402
 from bridge.store.payments import PaymentStore  # noqa: E402
 
@@ -75,15 +77,15 @@ async def one_payment(store: PaymentStore, index: int, bill: Bill) -> None:
         label="App",
         now=now,
     )
-    applying, audit = transition(payment, PaymentState.APPLYING, now, "POS online: applying now")
+    applying_decision = decide(payment, CheckedOk(pos_online=True), now)
+    applying, (audit,) = applying_decision.payment, applying_decision.audits
     hit = await store.record_payment(
         applying, [received, audit], "f" * 64, response=None, outbox_at=None, claimed=False, now=now
     )
     assert hit is None
     done = datetime.now(UTC)
-    applied, audit = transition(
-        applying, PaymentState.APPLIED, done, "applied on the POS as P-1", pos_reference="P-1"
-    )
+    applied_decision = decide(applying, DriverApplied("P-1", bill, 0), done)
+    applied, (audit,) = applied_decision.payment, applied_decision.audits
     body = {
         "status": "applied",
         "paymentId": payment_id,

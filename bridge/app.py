@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,16 +21,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.config import Config
 from bridge.http import admin
 from bridge.http.middleware import error_middleware
+from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import routes as loke_routes
-from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend
+from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.platforms.loke.openapi import openapi_document
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
+from bridge.services.operations import PosOperations
 from bridge.services.outbox import OutboxWorker
+from bridge.services.payment_answers import PaymentRenderer
 from bridge.services.payments import PaymentService
-from bridge.services.snapshots import FLUSH_INTERVAL_S
+from bridge.services.pos_calls import PosCalls
+from bridge.services.snapshots import FLUSH_INTERVAL_S, BillSnapshots
+from bridge.services.steps import PaymentSteps
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.toml_table import ConfigError
@@ -80,19 +86,22 @@ def build_drivers(config: Config) -> dict[str, PosDriver]:
     return drivers
 
 
+#: The open store and the opened drivers, for the contexts after theirs (``_services``).
+_STORE = web.AppKey("store", PaymentStore)
+_DRIVERS = web.AppKey[dict[str, PosDriver]]("drivers")
+
+
 def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=config.server.max_body_bytes
     )
-    runtime = Runtime(config=config, clock=clock, started_at=clock())
-    app[RUNTIME] = runtime
-    app[LOKE_BACKEND] = LocalLokeBackend(runtime)
-    app.cleanup_ctx.append(_store)
-    app.cleanup_ctx.append(_drivers)
-    app.cleanup_ctx.append(_services)
+    started_at = clock()
+    app.cleanup_ctx.append(partial(_store, config))
+    app.cleanup_ctx.append(partial(_drivers, config))
+    app.cleanup_ctx.append(partial(_services, config, clock, started_at))
     app.cleanup_ctx.append(_scheduler)
     if config.tunnel is not None:  # last to start: the relay sees the bridge only when ready
-        make_uplink(app, config.tunnel)
+        make_uplink(app, config.tunnel, config.data_dir)
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
     app.router.add_get("/openapi.json", _openapi)
@@ -108,18 +117,16 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _store(app: web.Application) -> AsyncIterator[None]:
-    runtime = app[RUNTIME]
-    db = Database(runtime.config.database_path)
+async def _store(config: Config, app: web.Application) -> AsyncIterator[None]:
+    db = Database(config.database_path)
     await db.open()
-    runtime._store = PaymentStore(db)
+    app[_STORE] = PaymentStore(db)
     yield
     await db.close()
 
 
-async def _drivers(app: web.Application) -> AsyncIterator[None]:
-    runtime = app[RUNTIME]
-    drivers = build_drivers(runtime.config)
+async def _drivers(config: Config, app: web.Application) -> AsyncIterator[None]:
+    drivers = build_drivers(config)
     opened: list[PosDriver] = []
     try:
         for name, driver in drivers.items():
@@ -131,41 +138,37 @@ async def _drivers(app: web.Application) -> AsyncIterator[None]:
                 drivers[name] = UnloadedDriver(type(driver).__name__, reason)
                 continue
             opened.append(driver)
-        runtime.drivers = drivers
+        app[_DRIVERS] = drivers
         yield
     finally:
         for driver in reversed(opened):
             await driver.close()
 
 
-async def _services(app: web.Application) -> AsyncIterator[None]:
-    runtime = app[RUNTIME]
-    config = runtime.config
-    health = PosHealth(runtime.drivers, runtime.clock)
+async def _services(
+    config: Config, clock: Callable[[], datetime], started_at: datetime, app: web.Application
+) -> AsyncIterator[None]:
+    """Build the services once (the only place that does), recover, and start the outbox;
+    then the whole :class:`Runtime`, and each platform's adapter over the operations."""
+    store, drivers = app[_STORE], app[_DRIVERS]
+    health = PosHealth(drivers, clock)
     locks = BillLocks()
-    renderer = LokeRenderer()
+    snapshots = BillSnapshots()
+    pos = PosCalls(drivers, health, config.payments.pos_timeout_s)
+    # How each platform words a stored answer, by the platform's name in its payments.
+    renderers: dict[str, PaymentRenderer] = {LOKE: LokeRenderer()}
+    outbox_due = asyncio.Event()
+    retry = (config.outbox.retry_initial_s, config.outbox.retry_max_s)
+    steps = PaymentSteps(store, pos, renderers, snapshots, clock, outbox_due.set, *retry)
     outbox = OutboxWorker(
-        runtime.store,
-        runtime.drivers,
-        config.locations,
-        health,
-        locks,
-        config.outbox,
-        config.payments.pos_timeout_s,
-        runtime.clock,
-        renderer.queued,
+        store, steps, location_refs(config.locations), locks, config.outbox, clock, outbox_due
     )
-    runtime._health = health
-    runtime._outbox = outbox
-    runtime._payments = PaymentService(
-        runtime.store,
-        runtime.drivers,
-        health,
-        locks,
-        config.payments,
-        runtime.clock,
-        outbox.wake,
+    payments = PaymentService(store, steps, pos, locks, snapshots, config.payments, clock)
+    operations = PosOperations(payments, store)
+    app[RUNTIME] = Runtime(
+        config, clock, started_at, store, drivers, health, payments, outbox, operations
     )
+    app[LOKE_BACKEND] = LocalLokeBackend(operations, config.locations)
     health.on_recovery(outbox.pos_recovered)
     await outbox.recover()
     await health.probe_all()
@@ -174,7 +177,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await runtime.payments.flush_snapshots()
+    await payments.flush_snapshots()
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:

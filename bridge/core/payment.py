@@ -1,17 +1,18 @@
-"""A platform's payment at the venue, and the only ways its state may change.
+"""A platform's payment at the venue, and the only steps its state may take.
 
 States::
 
     received ──► queued ──► applying ──► applied
         │           ▲  │        │ │
-        │           └──┼────────┘ └──► needs_attention   (the POS refused it for good)
-        └──► rejected  └──► applied   (found on the POS during reconciliation)
-                          needs_attention
+        │           └──┼────────┘ └──► needs_attention ──► resolved   (by a person's hand)
+        └──► rejected  └──► applied          │     (the POS refused it for good)
+                          needs_attention    └──► queued   (a technician retried it)
 
 ``received`` is the instant the request is parsed; it is never stored on its own, the first
-durable state is one of ``queued``, ``applying`` or ``rejected``. Every change is made by
-:func:`transition`, which returns the new payment and the audit record the store must write in
-the same transaction. Nothing here reads a clock.
+durable state is one of ``queued``, ``applying`` or ``rejected``. :func:`transition` checks one
+step against this graph and returns the new payment with its audit record; *which* step an
+event causes is decided by :func:`bridge.core.lifecycle.decide`, the only caller of
+:func:`transition` outside its tests. Nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class PaymentState(StrEnum):
     APPLIED = "applied"
     REJECTED = "rejected"
     NEEDS_ATTENTION = "needs_attention"
+    #: Settled by a technician's hand after the POS refused it (who and why: its audit row).
+    RESOLVED = "resolved"
 
 
 #: States a payment never leaves. ``needs_attention`` leaves only by a technician's hand.
-FINAL_STATES = frozenset({PaymentState.APPLIED, PaymentState.REJECTED})
+FINAL_STATES = frozenset({PaymentState.APPLIED, PaymentState.REJECTED, PaymentState.RESOLVED})
 
 #: States whose amount is owed to the POS but not yet on it.
 PENDING_STATES = frozenset({PaymentState.QUEUED, PaymentState.APPLYING})
@@ -55,7 +58,8 @@ _ALLOWED: dict[PaymentState, frozenset[PaymentState]] = {
     ),
     PaymentState.APPLIED: frozenset(),
     PaymentState.REJECTED: frozenset(),
-    PaymentState.NEEDS_ATTENTION: frozenset({PaymentState.QUEUED}),
+    PaymentState.NEEDS_ATTENTION: frozenset({PaymentState.QUEUED, PaymentState.RESOLVED}),
+    PaymentState.RESOLVED: frozenset(),
 }
 
 

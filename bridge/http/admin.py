@@ -131,7 +131,7 @@ async def payment_retry(request: web.Request) -> web.Response:
             "only a payment that needs attention can be retried",
             {"state": payment.state.value},
         )
-    requeued = await runtime.outbox.requeue(payment, f"retried by a technician: {note}")
+    requeued = await runtime.outbox.retry_by_hand(payment, note)
     return web.json_response(payment_status_json(requeued))
 
 

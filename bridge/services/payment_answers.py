@@ -1,9 +1,9 @@
-"""What a payment request is, and the answers given for it without the POS: refusals by a
-rule or by the POS, replays of a payment id, and "still in progress".
+"""What a payment request is, and the answers given for it without the POS: replays of a
+payment id, and "still in progress".
 
-Why its own module: these are the payment service's vocabulary (the platforms' backends
-build :class:`PaymentRequest`; the outbox and the service share the wording of refusals),
-while ``payments.py`` is the order of steps that makes a payment durable.
+Why its own module: these are the payment service's vocabulary (``operations.py`` builds
+:class:`PaymentRequest`; each platform brings a :class:`PaymentRenderer`), while
+``payments.py`` is the order of steps that makes a payment durable.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridge.config import LocationConfig
 from bridge.core.bill import Bill
 from bridge.core.idempotency import StoredResponse
+from bridge.core.lifecycle import decide
 from bridge.core.payment import Payment
-from bridge.core.rules import PaymentClaim, PaymentRuleError
-from bridge.errors import RULE_STATUS, ApiError, ConflictError, UnprocessableError
+from bridge.core.payment_events import AnswerInProgress, Replayed
+from bridge.core.rules import PaymentClaim
+from bridge.errors import ApiError, ConflictError, UnprocessableError
+from bridge.services.locations import LocationRef
 from bridge.store.rows import IdempotencyHit
-from drivers.errors import PaymentRefusedError
 
 
 class PaymentRenderer(Protocol):
@@ -34,7 +35,7 @@ class PaymentRequest:
     """A parsed, well-formed payment, not yet checked against the bill."""
 
     platform: str
-    location: LocationConfig
+    location: LocationRef
     table: int
     payment_id: str
     claim: PaymentClaim
@@ -44,18 +45,11 @@ class PaymentRequest:
 
 @dataclass(frozen=True, slots=True)
 class PaymentOutcome:
+    """What a payment request got: the answer stored for it (in its platform's words, so a
+    replay gets the same), and whether this was a replay of an earlier request."""
+
     response: StoredResponse
     replayed: bool = False
-
-
-def rejection(error: PaymentRuleError | PaymentRefusedError) -> StoredResponse:
-    """The stored answer for a payment refused by a rule or by the POS."""
-    if isinstance(error, PaymentRefusedError):
-        code, message, details = error.reason, str(error), {}
-    else:
-        code, message, details = error.code, str(error), error.details
-    api_error = RULE_STATUS.get(code, ConflictError)(code, message, details)
-    return StoredResponse(api_error.status, api_error.body())
 
 
 def in_progress(payment_id: str) -> ApiError:
@@ -67,7 +61,13 @@ def in_progress(payment_id: str) -> ApiError:
     )
 
 
-def replay(hit: IdempotencyHit, request: PaymentRequest) -> PaymentOutcome:
+def replay(hit: IdempotencyHit, request: PaymentRequest, payment: Payment) -> PaymentOutcome:
+    """The answer for a payment id taken before (``payment``: this request's, received).
+
+    Raises:
+        UnprocessableError: the id's record expired, or it was used for another payment.
+        ConflictError: ``in_progress``, the first request has no answer yet.
+    """
     if hit.expired:
         raise UnprocessableError(
             "idempotency_key_expired",
@@ -80,6 +80,7 @@ def replay(hit: IdempotencyHit, request: PaymentRequest) -> PaymentOutcome:
             "this payment id was already used for a different payment",
             {"paymentId": request.payment_id},
         )
-    if hit.response is None:
+    decision = decide(payment, Replayed(answered=hit.response is not None), payment.updated_at)
+    if hit.response is None or isinstance(decision.effects[0], AnswerInProgress):
         raise in_progress(request.payment_id)
     return PaymentOutcome(hit.response, replayed=True)

@@ -40,7 +40,7 @@ from aiohttp import web
 from bridge import __version__
 from bridge.config import TunnelConfig
 from bridge.core.backoff import full_jitter_delay
-from bridge.runtime import RUNTIME, Runtime
+from bridge.runtime import RUNTIME
 from bridge.tunnel.errors import CloseCode, TunnelProtocolError
 from bridge.tunnel.messages import Close, RequestHead, Welcome
 from bridge.tunnel.protocol import Side, TunnelProtocol
@@ -323,10 +323,12 @@ class UplinkClient:
             await asyncio.sleep(self.config.health_interval_s)
 
 
-def runtime_health(runtime: Runtime) -> HealthSource:
-    """HEALTH from the bridge's own state: POS health and the payment queue."""
+def runtime_health(app: web.Application) -> HealthSource:
+    """HEALTH from the bridge's own state: POS health and the payment queue (read when
+    reported: ``app[RUNTIME]`` exists once the services have started)."""
 
     async def report() -> HealthReport:
+        runtime = app[RUNTIME]
         queue = await runtime.store.queue_status()
         oldest = queue.oldest_queued_at
         age_ms = round((runtime.clock() - oldest).total_seconds() * 1000) if oldest else 0
@@ -339,14 +341,11 @@ def runtime_health(runtime: Runtime) -> HealthSource:
 UPLINK = web.AppKey("uplink", UplinkClient)
 
 
-def make_uplink(app: web.Application, config: TunnelConfig) -> None:
+def make_uplink(app: web.Application, config: TunnelConfig, data_dir: Path) -> None:
     """Wire the tunnel client into the bridge app (``bridge/app.py``): built now, started by a
     cleanup context after the services, dialling once ``serving`` is called."""
-    runtime = app[RUNTIME]
     app[UPLINK] = UplinkClient(
-        config,
-        epoch_file=runtime.config.data_dir / "tunnel-epoch",
-        health=runtime_health(runtime),
+        config, epoch_file=data_dir / "tunnel-epoch", health=runtime_health(app)
     )
     app.cleanup_ctx.append(_uplink_context)
 

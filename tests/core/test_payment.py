@@ -58,7 +58,11 @@ def test_pos_reference_is_kept_once_set():
 @pytest.mark.parametrize("final", sorted(FINAL_STATES))
 def test_final_states_never_move(final):
     payment, _ = fresh()
-    path = {S.APPLIED: [S.APPLYING, S.APPLIED], S.REJECTED: [S.REJECTED]}[final]
+    path = {
+        S.APPLIED: [S.APPLYING, S.APPLIED],
+        S.REJECTED: [S.REJECTED],
+        S.RESOLVED: [S.QUEUED, S.NEEDS_ATTENTION, S.RESOLVED],
+    }[final]
     for target in path:
         payment, _ = transition(payment, target, later(1), "x")
     for target in PaymentState:

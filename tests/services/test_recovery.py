@@ -10,8 +10,10 @@ import asyncio
 from datetime import timedelta
 
 from bridge.app import create_app
+from bridge.core.lifecycle import decide
 from bridge.core.money import Money
-from bridge.core.payment import PaymentState, receive, transition
+from bridge.core.payment import PaymentState, receive
+from bridge.core.payment_events import CheckedOk
 from bridge.platforms.loke.contract import parse_payment
 from bridge.runtime import RUNTIME
 from tests.conftest import LOKE_AUTH, fetch_bill, loke_url, make_config, payment_body
@@ -40,7 +42,8 @@ async def test_a_payment_left_applying_is_answered_queued_and_applied_once(
         label="LOKE Pay at Table",
         now=runtime.clock(),
     )
-    applying, audit = transition(payment, PaymentState.APPLYING, runtime.clock(), "test")
+    decided = decide(payment, CheckedOk(pos_online=True), runtime.clock())
+    applying, (audit,) = decided.payment, decided.audits
     fingerprint = parse_payment(body, "loc-main", 5).fingerprint
     await runtime.store.record_payment(
         applying,
@@ -105,7 +108,8 @@ async def test_a_payment_left_applying_in_process_is_adopted_by_the_outbox_once_
         label="LOKE Pay at Table",
         now=now,
     )
-    applying, audit = transition(payment, PaymentState.APPLYING, now, "test")
+    decided = decide(payment, CheckedOk(pos_online=True), now)
+    applying, (audit,) = decided.payment, decided.audits
     body = payment_body(bill, "orphan", 200)
     fingerprint = parse_payment(body, "loc-main", 6).fingerprint
     await runtime.store.record_payment(

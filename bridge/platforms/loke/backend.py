@@ -18,18 +18,15 @@ from aiohttp import web
 
 from bridge.answers import Answer, json_answer
 from bridge.config import LocationConfig
-from bridge.errors import NotFoundError
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
-    LokeRenderer,
     PaymentBody,
     bill_json,
     payment_status_json,
 )
-from bridge.runtime import Runtime
-from bridge.services.payment_answers import PaymentRequest
+from bridge.services.locations import LocationRef
+from bridge.services.operations import NewPayment, PosOperations
 
-_RENDER = LokeRenderer()
 _REPLAYED = {"Idempotent-Replayed": "true"}
 
 
@@ -51,50 +48,47 @@ class LokeBackend(Protocol):
 LOKE_BACKEND = web.AppKey("loke_backend", LokeBackend)
 
 
-class LocalLokeBackend:
-    """The operations run by this process's services (``Runtime``, filled in at start)."""
+def location_ref(location: LocationConfig) -> LocationRef:
+    """A linked LOKE location as the services name it."""
+    return LocationRef(PLATFORM, location.loke_location_id, location.driver, location.pos_location)
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.locations: Mapping[str, LocationConfig] = runtime.config.locations
+
+def location_refs(locations: Mapping[str, LocationConfig]) -> dict[tuple[str, str], LocationRef]:
+    """Every linked LOKE location, by ``(platform, location id)``, for the outbox."""
+    refs = (location_ref(location) for location in locations.values())
+    return {ref.key: ref for ref in refs}
+
+
+class LocalLokeBackend:
+    """The operations run by this process's services: LOKE's terms mapped to the
+    platform-neutral :class:`PosOperations`, and their typed answers rendered as LOKE's
+    JSON."""
+
+    def __init__(self, operations: PosOperations, locations: Mapping[str, LocationConfig]) -> None:
+        self._operations = operations
+        self.locations: Mapping[str, LocationConfig] = locations
+        self._refs = {key: location_ref(linked) for key, linked in locations.items()}
 
     async def tables(self, location: str) -> Answer:
-        linked = self.locations[location]
-        tables = await self._runtime.payments.tables(linked)
+        ref = self._refs[location]
+        tables = await self._operations.list_tables(ref)
         return json_answer(
             {
-                "locationId": linked.loke_location_id,
+                "locationId": ref.location_id,
                 "tables": [{"number": t.number, "name": t.name} for t in tables],
             }
         )
 
     async def open_bill(self, location: str, table: int) -> Answer:
-        bill = await self._runtime.payments.open_bill(self.locations[location], table)
+        bill = await self._operations.open_bill(self._refs[location], table)
         return json_answer(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
 
     async def take_payment(self, location: str, table: int, body: PaymentBody) -> Answer:
-        outcome = await self._runtime.payments.take_payment(
-            PaymentRequest(
-                platform=PLATFORM,
-                location=self.locations[location],
-                table=table,
-                payment_id=body.payment_id,
-                claim=body.claim,
-                label=body.label,
-                fingerprint=body.fingerprint,
-            ),
-            _RENDER,
-        )
+        payment = NewPayment(body.payment_id, body.claim, body.label, body.fingerprint)
+        outcome = await self._operations.take_payment(self._refs[location], table, payment)
         response = outcome.response
         return json_answer(response.body, response.status, _REPLAYED if outcome.replayed else None)
 
     async def payment_status(self, location: str, payment_id: str) -> Answer:
-        linked = self.locations[location]
-        payment = await self._runtime.store.get_payment(PLATFORM, payment_id)
-        if payment is None or payment.location_id != linked.loke_location_id:
-            raise NotFoundError(
-                "unknown_payment",
-                "no payment with this id at this location",
-                {"paymentId": payment_id[:128]},
-            )
+        payment = await self._operations.payment_status(self._refs[location], payment_id)
         return json_answer(payment_status_json(payment))
