@@ -37,7 +37,9 @@ async def run_bridge(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows: the service wrapper stops us
+        # Windows (NotImplementedError): the service wrapper stops us; a loop outside the
+        # main thread (RuntimeError): whoever runs it sets ``stop``.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     # handler_cancellation stays off (aiohttp's default): a handler whose client went away,
     # a platform's or the tunnel's forwarder's, still runs to its end, so a payment is
