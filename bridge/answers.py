@@ -1,7 +1,7 @@
 """An operation's rendered answer, the same whichever process renders and sends it.
 
-Why rendered bytes and not objects: with HTTP workers (``bridge/workers/``) the owner renders
-and a worker only relays, so what crosses between them is exactly what the platform gets.
+Why rendered bytes and not objects: what an operation returns is exactly what the platform
+gets, whichever route or middleware sends it.
 """
 
 from __future__ import annotations

@@ -90,9 +90,9 @@ SIMULATOR = Scenario(TABLES, WINDOW_S, 300, (6, 7))
 EMULATED = Scenario(140, 10.0, 300, (MIN_KILLS, MIN_KILLS + 1))
 
 
-def write_config(tmp_path: Path, port: int, driver: dict[str, Any], workers: int = 0) -> Path:
+def write_config(tmp_path: Path, port: int, driver: dict[str, Any]) -> Path:
     data = config_data(tmp_path)
-    data["server"] = {"host": HOST, "port": port, "workers": workers}
+    data["server"] = {"host": HOST, "port": port}
     data["drivers"] = {"main": driver}
     data["outbox"] = {"retry_initial_s": 0.05, "retry_max_s": 0.2, "idle_poll_s": 0.05}
     data["health"] = {"probe_interval_s": 0.1}
@@ -136,7 +136,6 @@ def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
         f" 4xx={sum(n for s, n in by_status.items() if 400 <= s < 500)} {dict(refusals)}"
         f" by bill kind {dict(refused_by_kind)};"
         f" kills={load.kills} (with payments in flight: {load.kills_with_posts_in_flight},"
-        f" HTTP workers killed: {load.worker_kills},"
         f" requests cut: {events['post cut']} POST / {events['get cut']} GET,"
         f" restart {restart:.2f}s avg); POS switched offline={load.flips['offline']}"
         f" failing={load.flips['failing']} lossy={load.flips['lossy']}"
@@ -146,15 +145,11 @@ def summary(load: CrashLoad, plan: list[PlannedBill], elapsed: float) -> str:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("workers", [0, 1], ids=["one-process", "http-worker"])
-async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path, workers: int) -> None:
-    """With ``workers = 1`` the bridge is a process tree: the owner is killed as before (its
-    worker must then leave by itself), and every other time its HTTP worker is killed
-    first (the owner starts another)."""
+async def test_payments_survive_kill_9_and_pos_outages(tmp_path: Path) -> None:
     sim_path = tmp_path / "sim.sqlite3"
     options = {"tables": TABLES, "latency_ms": POS_LATENCY_MS}
     driver = {"url": f"simulator://{sim_path}", "options": options}
-    await crash_run(tmp_path, driver, sim_path, SimulatorSwitch, SIMULATOR, workers)
+    await crash_run(tmp_path, driver, sim_path, SimulatorSwitch, SIMULATOR)
 
 
 @pytest.mark.timeout(240)
@@ -195,14 +190,13 @@ async def crash_run(
     sim_path: Path,
     make_switch: Callable[[BridgeProcess], PosSwitch],
     scenario: Scenario,
-    workers: int = 0,
 ) -> None:
     """The scenario of the module docstring with ``driver`` as the bridge's only driver;
     ``sim_path`` is the simulator state file the POS keeps its bills and payments in."""
     rng = random.Random(SEED)
     port = free_port()
-    config_path = write_config(tmp_path, port, driver, workers)
-    bridge = BridgeProcess(config_path, port, tmp_path / "bridge.log", workers)
+    config_path = write_config(tmp_path, port, driver)
+    bridge = BridgeProcess(config_path, port, tmp_path / "bridge.log")
     switch = make_switch(bridge)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -267,8 +261,6 @@ async def crash_run(
             f"only {load.kills_with_posts_in_flight} kill(s) with payments in flight,"
             f" {MIN_KILLS} needed"
         )
-    if workers and load.worker_kills < MIN_KILLS // 2:
-        problems.append(f"only {load.worker_kills} HTTP worker kill(s)")
     if not load.flips["offline"]:
         problems.append("the POS was never switched offline")
 

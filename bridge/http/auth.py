@@ -51,8 +51,7 @@ def _matches(candidate: str, secrets: tuple[str, ...]) -> bool:
 def check_platform_auth(headers: Mapping[str, str], auth: AuthConfig | None, body: bytes) -> None:
     """Raise 401 unless ``headers`` carry this location's credentials.
 
-    ``headers``: aiohttp's case-insensitive mapping, or one whose names are in lower case
-    (``bridge/http/head.py``).
+    ``headers``: aiohttp's case-insensitive mapping, or one whose names are in lower case.
 
     ``auth`` is ``None`` for a location that is not linked: refused like a bad secret, so
     callers cannot probe which locations exist.

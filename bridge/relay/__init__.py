@@ -6,8 +6,6 @@
 - ``proxy``: the public URL map, forwarding one HTTP exchange over a tunnel stream;
 - ``ratelimit``: per-venue request buckets (429) and refused-HELLO limits per address;
 - ``metrics``: Prometheus ``/metrics``;
-- ``fastpath``: plain public requests relayed without aiohttp's web layer (the rest are
-  aiohttp's, from their first byte);
 - ``cluster``: routing over NATS to the relay that holds a venue's tunnel;
 - ``app``: the composition root, ``create_relay_app(config)``, and the ``/tunnel`` endpoint;
 - ``server``: the listener, ``start_relay_server`` and ``run_relay``, and the stopping order.

@@ -228,7 +228,7 @@ class Cluster:
         more = not request.content.at_eof()
         head = _encode_head(
             method=request.method,
-            path=tunnel_path(request.raw_path),
+            path=tunnel_path(request.rel_url),
             headers=_headers_text(
                 forwarded_headers(request.raw_headers, request.remote, request.scheme)
             ),

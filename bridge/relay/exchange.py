@@ -1,10 +1,10 @@
 """One HTTP exchange on a venue's tunnel, with the relay's deadline, limits and typed errors.
 
-Shared by aiohttp's route for the public URL map (``proxy.py``), the public fast path
-(``fastpath.py``) and requests routed in over NATS (``cluster.py``), so all three answer
-alike: 503 ``venue_offline`` (no tunnel, or it went), 504 ``pos_timeout`` (no response head
-within ``limits.request_timeout_s``; the stream is cancelled with ``TIMEOUT`` so the bridge
-stops working on it), 413 ``payload_too_large``, 502 ``venue_error`` (the bridge cancelled).
+Shared by aiohttp's route for the public URL map (``proxy.py``) and requests routed in over
+NATS (``cluster.py``), so both answer alike: 503 ``venue_offline`` (no tunnel, or it went),
+504 ``pos_timeout`` (no response head within ``limits.request_timeout_s``; the stream is
+cancelled with ``TIMEOUT`` so the bridge stops working on it), 413 ``payload_too_large``,
+502 ``venue_error`` (the bridge cancelled).
 """
 
 from __future__ import annotations
@@ -80,10 +80,6 @@ class TunnelExchange:
     read the response body from) and the head. ``read`` as ``bytes``: the whole body, framed
     with the head (no upload task); ``None``: no body.
 
-    Without waiting (the fast path, from a callback): :meth:`start_nowait` sends the request
-    when a slot is free and the body is whole; the head then arrives on ``stream.head`` by
-    :attr:`deadline`; :meth:`failure` maps what ended it early, :meth:`release` ends it.
-
     Errors are ``ApiError``: 503 ``venue_offline``, 504 ``pos_timeout``, 413, 502
     ``venue_error``. On leaving, the upload is stopped, the stream released (cancelled if
     still live) and the slot given back.
@@ -125,23 +121,6 @@ class TunnelExchange:
         self.deadline = 0.0  # loop time by which the response head must be here
         self._upload: asyncio.Task[None] | None = None
         self._cancel_code = CancelCode.CANCELLED
-
-    def start_nowait(self) -> TunnelStream | None:
-        """Send the request now if a stream slot is free and the body is whole (``bytes`` or
-        none): its stream, whose ``head`` to wait for until :attr:`deadline`; then
-        :meth:`release`. ``None``: nothing was done; use ``async with``.
-
-        Raises:
-            ApiError: 503 ``venue_offline``, the tunnel is gone (nothing to release).
-        """
-        if callable(self._read) or not self._link.slots.try_take():
-            return None
-        self.deadline = asyncio.get_running_loop().time() + self._limits.request_timeout_s
-        try:
-            return self._open()
-        except BaseException:
-            self._link.slots.give()
-            raise
 
     async def __aenter__(self) -> tuple[TunnelStream, ResponseHead]:
         link, limits = self._link, self._limits
@@ -198,11 +177,6 @@ class TunnelExchange:
         if isinstance(error, TunnelGoneError | StreamCancelledError):
             return broken_off(error, self._link.venue, self._limits)
         return error
-
-    def release(self) -> None:
-        """Done with an exchange started by :meth:`start_nowait` (no upload to stop)."""
-        assert self._upload is None
-        self._release()
 
     async def _finish(self) -> None:
         upload = self._upload

@@ -137,7 +137,7 @@ class RelayMetrics:
     def middleware(self) -> Middleware:
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.raw_path.startswith("/v/"):
+            if not request.rel_url.raw_path.startswith("/v/"):
                 return await handler(request)
             began = time.monotonic()
             try:

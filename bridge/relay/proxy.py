@@ -3,11 +3,11 @@
 Method, raw path and query, and end-to-end headers travel unchanged (hop-by-hop headers are
 dropped, ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set); the bridge's status, headers and
 body come back streamed, chunk by chunk, so a body never sits whole in the relay's memory.
+Every byte of the platform's request was read by aiohttp's parser: this is the only way in.
 
 Failures are the bridge's typed JSON errors (``exchange.py``): 503 ``venue_offline`` with
 ``Retry-After`` (no tunnel), 413 ``payload_too_large`` (over ``limits.max_body_bytes``,
-announced or counted), 504 ``pos_timeout``, 502 ``venue_error``. This is aiohttp's route;
-plain requests take the fast path (``fastpath.py``) to the same exchange.
+announced or counted), 504 ``pos_timeout``, 502 ``venue_error``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 
 from aiohttp import web
+from yarl import URL
 
 from bridge.relay.config import RelayLimits
 from bridge.relay.exchange import TunnelExchange, too_large, venue_offline, waiting_parts
@@ -52,11 +53,19 @@ def forwarded_headers(
     return headers
 
 
-def tunnel_path(raw_path: str) -> str:
+def tunnel_path(url: URL) -> str:
     """The raw path and query after ``/v/{venue}``, starting with ``/``: the venue's segment
-    is skipped as sent (percent-encoded or not), never re-encoded from its decoded name."""
-    rest = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""
-    return "/" + rest
+    is skipped as sent (percent-encoded or not), never re-encoded from its decoded name.
+
+    ``url`` is the request's ``rel_url``, not its ``raw_path``: for an absolute-form target
+    (``GET http://host/v/cafe/x HTTP/1.1``) ``raw_path`` is the whole target as sent, while
+    aiohttp's parser gives ``rel_url`` the path and query alone (``URL(target, encoded=True)
+    .relative()``), as it does for an origin-form one. Both keep the bytes as sent: yarl
+    removes no dot segments and re-encodes nothing in ``encoded=True`` URLs."""
+    path = url.raw_path
+    rest = path.split("/", 3)[3] if path.count("/") >= 3 else ""
+    query = url.raw_query_string
+    return "/" + rest + ("?" + query if query else "")
 
 
 async def forward(
@@ -74,7 +83,7 @@ async def forward(
     async with TunnelExchange(
         link,
         request.method,
-        tunnel_path(request.raw_path),
+        tunnel_path(request.rel_url),
         forwarded_headers(request.raw_headers, request.remote, request.scheme),
         (lambda: content.read(READ_BYTES)) if request.can_read_body else None,
         limits,
@@ -107,6 +116,11 @@ async def _stream_response(
         return web.Response(status=head.status, body=b"".join(parts), headers=headers)
     response = web.StreamResponse(status=head.status, headers=headers)
     await response.prepare(request)
+    if not sent_whole(request.method, head.status):
+        # No body may follow the head (aiohttp's StreamResponse would write what it is given,
+        # and the caller would read it as the start of the next answer).
+        await response.write_eof()
+        return response
     try:
         for part in parts:
             await response.write(part)

@@ -24,9 +24,8 @@ class Slots:
     """A tunnel's stream slots (``max_concurrent_streams``): taken at once when one is free,
     else waited for in arrival order.
 
-    Why not ``asyncio.Semaphore``: its ``acquire`` is a coroutine even when a slot is free,
-    and the relay's fast path takes a free slot from a plain callback, with no task per
-    request (``fastpath.py``).
+    Why not ``asyncio.Semaphore``: :meth:`try_take` takes a free slot without awaiting, and a
+    waiter cancelled after being handed a slot passes it on (``tests/relay/test_slots.py``).
     """
 
     def __init__(self, count: int) -> None:

@@ -1,9 +1,9 @@
 """The relay's listener and its life: ``start_relay_server`` and ``run_relay``.
 
 Why its own module: the command (``pos-bridge relay``), the demo and the tests all start the
-relay the same way, with the public fast path in front of aiohttp (``fastpath.py``), and stop
-it in the same order: tunnels closed first (GOING_AWAY, websocket 1001), then the listener,
-then the requests in flight, then aiohttp.
+relay the same way, aiohttp's ``AppRunner`` on one TCP listener (every public byte is read by
+aiohttp's parser), and stop it in the same order: tunnels closed first (GOING_AWAY, websocket
+1001), then the listener, then the requests in flight, then aiohttp.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bridge.http.fastconn import FastListener
 from bridge.relay.app import RELAY, Relay, close_tunnels, create_relay_app
 from bridge.relay.config import RelayConfig
-from bridge.relay.fastpath import RelayRequest, relay_listener
 from bridge.tunnel_io import CLOSE_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
-
-#: Seconds a stopping relay gives fast-path requests in flight to be answered.
-SHUTDOWN_S = 10.0
 
 
 @dataclass
@@ -37,7 +32,6 @@ class RelayServer:
     app: web.Application
     runner: web.AppRunner
     server: asyncio.Server
-    listener: FastListener[RelayRequest] | None
     port: int
     tls: bool
 
@@ -47,12 +41,10 @@ class RelayServer:
 
     async def close(self, tunnel_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Tunnels closed first (their bridges reconnect elsewhere), then no new connections,
-        then the requests in flight, then aiohttp's connections and cleanup."""
+        then aiohttp's connections, the requests in flight and cleanup."""
         try:
             await close_tunnels(self.app, tunnel_timeout_s)
             self.server.close()
-            if self.listener is not None:
-                await self.listener.shutdown(SHUTDOWN_S)
         finally:
             await self.runner.cleanup()
 
@@ -67,10 +59,9 @@ async def start_relay_server(
     await runner.setup()
     try:
         assert runner.server is not None  # made by setup()
-        listener = relay_listener(app[RELAY], runner.server) if config.fast_path else None
         ssl_context = config.ssl_context()
         server = await asyncio.get_running_loop().create_server(
-            listener.protocol if listener is not None else runner.server,
+            runner.server,
             config.host if host is None else host,
             config.port if port is None else port,
             reuse_address=True,
@@ -81,7 +72,7 @@ async def start_relay_server(
         await runner.cleanup()
         raise
     bound = server.sockets[0].getsockname()[1]
-    return RelayServer(app, runner, server, listener, bound, ssl_context is not None)
+    return RelayServer(app, runner, server, bound, ssl_context is not None)
 
 
 async def run_relay(

@@ -16,9 +16,9 @@
   schedule, so losing one relay leaves the other serving with no reconnect gap. Epochs come
   from the one counter: each relay sees only its own connections (registries are per relay),
   so the two tunnels never supersede each other, and no epoch is ever used twice.
-- Each forwarded request is served in process by the bridge's own aiohttp server
-  (``dispatch.py``), which is why the client dials only once :meth:`UplinkClient.serving`
-  has handed it that server.
+- Each forwarded request goes to the bridge's own HTTP listener on 127.0.0.1 over a pooled
+  keep-alive client (``forward.py``), which is why the client dials only once
+  :meth:`UplinkClient.serving` has told it where that listener is.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from bridge.tunnel_io import (
     TunnelGoneError,
     TunnelStream,
 )
-from bridge.uplink.dispatch import LocalServer, answer_at_once, dispatch
+from bridge.uplink.forward import LocalOrigin, forward, local_session
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ RETRYABLE = (
 
 
 class UplinkClient:
-    """Keeps one tunnel to each relay up; serves their requests from :attr:`local`."""
+    """Keeps one tunnel to each relay up; forwards their requests to :attr:`origin`."""
 
     def __init__(
         self, config: TunnelConfig, *, epoch_file: Path, health: HealthSource | None = None
@@ -132,7 +132,8 @@ class UplinkClient:
         )
         self.epoch_file = epoch_file
         self.health = health
-        self.local: LocalServer | None = None
+        self.origin: LocalOrigin | None = None
+        self._local_http: aiohttp.ClientSession | None = None
         self.connection: TunnelConnection | None = None
         self.connects = 0  # successful handshakes, for tests and status
         self.epoch = 0
@@ -148,9 +149,9 @@ class UplinkClient:
     def connected(self) -> bool:
         return any(conn.alive for conn in self.connections.values())
 
-    def serving(self, local: LocalServer) -> None:
-        """The bridge's server is up (``local``): the client may now dial the relays."""
-        self.local = local
+    def serving(self, origin: LocalOrigin) -> None:
+        """The bridge's listener is up at ``origin``: the client may now dial the relays."""
+        self.origin = origin
         self._local_ready.set()
 
     async def stop(self) -> None:
@@ -168,7 +169,10 @@ class UplinkClient:
     async def run(self) -> None:
         """Keep one tunnel to each configured relay (``tunnel.urls``); until cancelled."""
         await self._local_ready.wait()
-        async with aiohttp.ClientSession(trust_env=True) as relay_http:
+        async with (
+            aiohttp.ClientSession(trust_env=True) as relay_http,
+            local_session() as self._local_http,
+        ):
             await asyncio.gather(
                 *(self._keep_up(url, relay_http) for url in self.config.relay_urls)
             )
@@ -275,15 +279,8 @@ class UplinkClient:
                 return
 
     def _on_request(self, head: RequestHead, stream: TunnelStream) -> None:
-        # After the rest of the message is dispatched: its END_OF_BODY, often, and then a
-        # bodiless LOKE call is answered with no task for the stream (answer_at_once).
-        asyncio.get_running_loop().call_soon(self._start, head, stream)
-
-    def _start(self, head: RequestHead, stream: TunnelStream) -> None:
-        assert self.local is not None
-        if answer_at_once(self.local, head, stream):
-            return
-        task = asyncio.create_task(dispatch(self.local, head, stream))
+        assert self.origin is not None and self._local_http is not None
+        task = asyncio.create_task(forward(self.origin, self._local_http, head, stream))
         self._tasks.add(task)
         key = (stream.conn, head.stream_id)  # stream ids repeat across relays' connections
         self._by_stream[key] = task

@@ -37,7 +37,6 @@ CORE_FILES = sorted(
         ROOT / "bridge/http/headers.py",
         ROOT / "bridge/errors.py",
         ROOT / "bridge/answers.py",
-        ROOT / "bridge/workers/frames.py",  # the owner↔worker channel, bytes in and out
         ROOT / "bridge/platforms/loke/contract.py",
         ROOT / "bridge/platforms/loke/openapi_schemas.py",
         ROOT / "drivers/base.py",

@@ -27,7 +27,7 @@ FINAL_REFUSALS = frozenset(
 )
 
 CUT = (aiohttp.ClientError, TimeoutError)  # no HTTP answer: the request must be sent again
-#: 503s a platform retries: the POS is away, or the bridge (an HTTP worker's owner) restarts.
+#: 503s a platform retries: the POS is away, or the bridge restarts.
 RETRY_LATER = frozenset({"pos_offline", "bridge_restarting"})
 
 
@@ -122,7 +122,6 @@ class CrashLoad:
         self.ledger = Ledger()
         self.kills = 0
         self.kills_with_posts_in_flight = 0
-        self.worker_kills = 0  # HTTP workers killed (the bridge restarts them itself)
         self.restart_s: list[float] = []
         self.flips: Counter[str] = Counter()
         self.generation = 0  # bumped by every restart: the simulated POS is online again
@@ -298,9 +297,6 @@ class CrashLoad:
             while self.kills < kills and not self._late():
                 await asyncio.sleep(rng.uniform(0.4, 1.4))
                 await self._until(lambda: self.ledger.posts_in_flight > 0, 3.0)
-                if self.bridge.workers and self.kills % 2:  # every other time a worker dies first
-                    self.worker_kills += await self.bridge.kill9_worker(rng)
-                    await asyncio.sleep(rng.uniform(0, 0.3))
                 in_flight = self.ledger.posts_in_flight
                 await self.bridge.kill9()
                 self.kills += 1

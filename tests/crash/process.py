@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -61,22 +59,12 @@ def to_toml(data: dict[str, Any]) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def alive(pid: int) -> bool:
-    """``pid`` runs (a zombie waiting for its reaper does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 class BridgeProcess:
     """``python -m bridge serve --config FILE`` on a fixed port; output goes to ``log_path``."""
 
-    def __init__(self, config_path: Path, port: int, log_path: Path, workers: int = 0) -> None:
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
         self.config_path = config_path
         self.port = port
-        self.workers = workers  # its ``[server] workers``: HTTP worker processes it starts
         self.log_path = log_path
         self.base_url = f"http://{HOST}:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -129,42 +117,9 @@ class BridgeProcess:
     async def kill9(self, timeout: float = 10.0) -> None:
         """SIGKILL, then wait (bounded) until the process is gone."""
         assert self.proc is not None
-        workers = self.worker_pids()
         self.proc.send_signal(signal.SIGKILL)
         code = await self.wait_exit(timeout)
         assert code == -signal.SIGKILL, f"the bridge exited with {code}, not by SIGKILL"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while left := [pid for pid in workers if alive(pid)]:  # they must leave by themselves
-            if loop.time() > deadline:
-                raise AssertionError(f"HTTP workers {left} outlived their bridge by {timeout}s")
-            await asyncio.sleep(0.01)
-
-    def worker_pids(self) -> list[int]:
-        """The HTTP worker processes the bridge runs now (its children)."""
-        if self.proc is None:
-            return []
-        try:
-            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        except OSError:
-            return []
-        return [int(pid) for pid in text.split()]
-
-    async def kill9_worker(self, rng: random.Random, timeout: float = 10.0) -> bool:
-        """SIGKILL one HTTP worker (the bridge starts another); ``False`` if none runs."""
-        pids = self.worker_pids()
-        if not pids:
-            return False
-        pid = rng.choice(pids)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while pid in self.worker_pids():  # reaped by the bridge once it has seen the death
-            if loop.time() > deadline:
-                raise AssertionError(f"HTTP worker {pid} still runs {timeout}s after SIGKILL")
-            await asyncio.sleep(0.01)
-        return True
 
     async def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait: the bridge shuts down in order and exits 0."""

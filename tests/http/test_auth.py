@@ -379,9 +379,9 @@ async def test_secrets_never_reach_the_logs(client, caplog):
         assert secret not in caplog.text, f"the {name} secret is in the logs"
 
 
-def test_the_fast_paths_lower_case_header_dicts_carry_credentials_too():
-    """The fast paths hand ``check_platform_auth`` plain dicts with lower-case names
-    (``bridge/http/head.py``); a configured header name in any case must still be found."""
+def test_lower_case_header_dicts_carry_credentials_too():
+    """``check_platform_auth`` also takes plain dicts with lower-case names; a configured
+    header name in any case must still be found."""
     body = b'{"amount": 1}'
     signed = AuthConfig("hmac", (HMAC_SECRET,), signature_header="X-Event-Signature")
     check_platform_auth({"x-event-signature": signature(body)}, signed, body)

@@ -28,7 +28,7 @@ from bridge.serve import run_bridge
 from bridge.tunnel.messages import Close, Event
 from bridge.tunnel.protocol import Side, TunnelProtocol
 from bridge.uplink.client import UPLINK, UplinkClient
-from bridge.uplink.dispatch import LocalServer
+from bridge.uplink.forward import LocalOrigin
 from tests.conftest import make_config
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -154,7 +154,7 @@ async def relay_and_bridge(
 
 @contextlib.asynccontextmanager
 async def running_uplink(
-    tmp_path: Path, local: LocalServer, tunnel: dict[str, Any]
+    tmp_path: Path, local: LocalOrigin, tunnel: dict[str, Any]
 ) -> AsyncIterator[UplinkClient]:
     """Only the tunnel client, forwarding to some other local app (a test echo app)."""
     config = TunnelConfig(
@@ -172,17 +172,24 @@ async def running_uplink(
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[LocalServer]:
-    """A local app on 127.0.0.1, served to a tunnel client in process as the bridge is; its
-    handlers are cancelled when their client goes away."""
+async def serving_runner(app: web.Application) -> AsyncIterator[tuple[web.AppRunner, LocalOrigin]]:
+    """A local app on 127.0.0.1 for a tunnel client to forward to, as the bridge's own
+    listener is; its handlers are cancelled when their client goes away."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        yield LocalServer(runner, "127.0.0.1", runner.addresses[0][1])
+        yield runner, LocalOrigin("127.0.0.1", runner.addresses[0][1])
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[LocalOrigin]:
+    """As :func:`serving_runner`, the listener's address only."""
+    async with serving_runner(app) as (_, origin):
+        yield origin
 
 
 async def wait_until(

@@ -2,10 +2,8 @@
 
 Why an interface between the routes and the services: the routes (auth, strict parsing,
 fingerprints) run wherever the HTTP request is served, the operations only where the store,
-the bill locks and the POS live. With ``[server] workers = 0`` both are this process
-(:class:`LocalLokeBackend`); with HTTP workers the routes run in each worker and call the
-owner over ``bridge/workers/`` (``OwnerLokeBackend``), which runs the same
-:class:`LocalLokeBackend`. Either way an operation returns the rendered :class:`Answer` or
+the bill locks and the POS live; in this one process both are (:class:`LocalLokeBackend`).
+An operation returns the rendered :class:`Answer` or
 raises an :class:`~bridge.errors.ApiError`, so the bytes a platform gets do not depend on it.
 """
 

@@ -1,60 +1,25 @@
 """LOKE's four operations from a request's parts, whichever HTTP server read them.
 
-Why apart from ``routes.py``: LOKE's URLs are answered by aiohttp's routes, by an HTTP
-worker's fast path (``bridge/workers/fastpath.py``) and by the tunnel's
-(``bridge/uplink/fastpath.py``); all three call these, so the checks, their order and the
-answers cannot drift apart. Each checks the caller first (401 for a location
+Why apart from ``routes.py``: the checks, their order and the answers live in one place,
+apart from aiohttp's request objects. Each checks the caller first (401 for a location
 that is not linked, exactly as for a wrong secret), then its path parameters, then asks the
 location's backend.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
-from bridge.answers import INTERNAL_ANSWER, Answer, error_answer
-from bridge.errors import ApiError, UnsupportedMediaTypeError
+from bridge.answers import Answer
+from bridge.errors import UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
-from bridge.http.head import Route
 from bridge.http.json_body import decode_json
 from bridge.platforms.loke.backend import LokeBackend
 from bridge.platforms.loke.contract import parse_payment
 
 #: A request's headers: a case-insensitive mapping (aiohttp's), or names in lower case.
 Headers = Mapping[str, str]
-
-logger = logging.getLogger(__name__)
-
-
-async def answer(
-    backend: LokeBackend,
-    route: Route,
-    key: str,
-    table: str | None,
-    payment_id: str | None,
-    headers: Headers,
-    body: bytes,
-) -> Answer:
-    """One of the four, for a server that is not aiohttp (``bridge/workers/fastpath.py``,
-    ``bridge/uplink/fastpath.py``): a refusal becomes its typed error answer, exactly as
-    ``bridge/http/middleware.py`` renders it; anything else unexpected a logged 500."""
-    try:
-        if route is Route.PAYMENT and table is not None:
-            return await payment(backend, key, table, headers, body)
-        if route is Route.BILL and table is not None:
-            return await bill(backend, key, table, headers, body)
-        if route is Route.PAYMENT_STATUS and payment_id is not None:
-            return await payment_status(backend, key, payment_id, headers, body)
-        if route is Route.TABLES:
-            return await tables(backend, key, headers, body)
-        raise ValueError(f"{route} without its path parameters")
-    except ApiError as error:
-        return error_answer(error)
-    except Exception:
-        logger.exception("unhandled error on LOKE %s", route.value)
-        return INTERNAL_ANSWER
 
 
 def _check_caller(backend: LokeBackend, key: str, headers: Headers, body: bytes) -> str:

@@ -1,5 +1,5 @@
-"""LOKE's URLs through the tunnel are answered without the bridge's in-process aiohttp server
-(``bridge/uplink/fastpath.py``): exactly as the same bridge answers them directly."""
+"""LOKE's URLs through the relay and the tunnel are answered exactly as the same bridge
+answers them directly (the tunnel forwards to its listener, ``bridge/uplink/forward.py``)."""
 
 from __future__ import annotations
 
@@ -30,17 +30,15 @@ async def answer(
 
 async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(tmp_path):
     async with relay_and_bridge(tmp_path) as (relay, uplink), aiohttp.ClientSession() as http:
-        local = uplink.local
-        assert local is not None and local.server is not None
+        assert uplink.origin is not None
         via_relay = f"{relay.url}/v/cafe-a"
-        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        direct = f"http://127.0.0.1:{uplink.origin.port}"
         status, _, bill = await answer(http, via_relay, ("GET", loke_url(4), LOKE_AUTH, None))
         assert status == 200
         json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
         pay = orjson.dumps(payment_body(bill, "tunnel-fast-1", 100))
         first = await answer(http, via_relay, ("POST", loke_url(4, "payments"), json_auth, pay))
         assert first[0] == 201
-        assert len(local.server.connections) == 0  # no in-memory aiohttp connection was made
 
         other = orjson.dumps(payment_body(bill, "tunnel-fast-1", 101))
         requests: list[Request] = [
@@ -70,7 +68,8 @@ async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(t
 
 async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_path):
     """The relay cancels the stream at its deadline (504); the bridge must still take the
-    payment to its end and keep its answer, not leave it half-done (``dispatch.py``)."""
+    payment to its end and keep its answer, not leave it half-done: the forwarder's request
+    is cancelled, and the bridge's server lets the handler finish (``bridge/serve.py``)."""
     drivers = {"main": {"url": "simulator:", "options": {"latency_ms": 400}}}
     async with (
         relay_and_bridge(tmp_path, limits={"request_timeout_s": 0.6}, drivers=drivers) as (
@@ -79,9 +78,8 @@ async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_p
         ),
         aiohttp.ClientSession() as http,
     ):
-        local = uplink.local
-        assert local is not None
-        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        assert uplink.origin is not None
+        direct = f"http://127.0.0.1:{uplink.origin.port}"
         status, _, bill = await answer(http, direct, ("GET", loke_url(5), LOKE_AUTH, None))
         assert status == 200
         json_auth = {**LOKE_AUTH, "Content-Type": "application/json"}
@@ -100,18 +98,16 @@ async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_p
         await wait_until(replayed, 5)
 
 
-async def test_bill_fetches_answered_at_once_release_their_streams(tmp_path):
-    """A bodiless LOKE call is answered from its operation's completion, with no task for
-    the stream (``dispatch.answer_at_once``): each stream must still be forgotten, and an
-    answer larger than one frame must cross whole."""
+async def test_bill_fetches_release_their_streams_and_a_big_bill_crosses_whole(tmp_path):
+    """Each answered stream must be forgotten, and an answer larger than one frame must
+    cross whole."""
     # 32 KiB messages: 16 KiB frames, so the big bill below takes two.
     async with (
         relay_and_bridge(tmp_path, limits={"max_message_bytes": 32_768}) as (relay, uplink),
         aiohttp.ClientSession() as http,
     ):
-        local = uplink.local
-        assert local is not None
-        direct = f"http://127.0.0.1:{local.sockname[1]}"
+        assert uplink.origin is not None
+        direct = f"http://127.0.0.1:{uplink.origin.port}"
         table = f"{direct}/api/drivers/main/simulator/tables/6"
         async with http.get(direct + loke_url(6), headers=LOKE_AUTH) as response:
             if response.status != 200:  # no open bill: seat one
@@ -134,4 +130,3 @@ async def test_bill_fetches_answered_at_once_release_their_streams(tmp_path):
             return all(not conn.streams for conn in uplink.connections.values())
 
         await wait_until(released, 5)
-        assert not local.operations

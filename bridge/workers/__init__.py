@@ -1,1 +1,0 @@
-"""HTTP worker processes in front of one owner process (``docs/scaling.md``)."""
