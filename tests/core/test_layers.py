@@ -24,15 +24,6 @@ PENDING = {
     # The admin API shows payments and bills in LOKE's JSON; a neutral admin rendering
     # (bridge/http/) is its fix (issue 17 rewrites the admin API).
     "bridge.http.admin",
-    # The tunnel's own LOKE fast path and the HTTP workers go with issue 14 item 1 (the
-    # tunnel forwards every stream to the bridge's aiohttp server; no worker processes).
-    "bridge.uplink.dispatch",
-    "bridge.workers.app",
-    "bridge.workers.client",
-    "bridge.workers.fastpath",
-    "bridge.workers.frames",
-    "bridge.workers.owner",
-    "bridge.workers.pool",
 }
 
 
