@@ -8,7 +8,7 @@ Run by ``bench/relay.py`` (several at once, each with a slice of the venues; one
 
 Each fake bridge is a bare websocket client (an :class:`asyncio.Protocol`, RFC 6455 framing by
 hand, no HTTP library) carrying the real sans-I/O tunnel protocol
-(:class:`bridge.tunnel.protocol.TunnelProtocol`, client side): it sends the real HELLO with its
+(:class:`tunnel.protocol.TunnelProtocol`, client side): it sends the real HELLO with its
 venue's token, waits for WELCOME, then idles, answering the relay's tunnel PINGs with PONGs
 (the protocol queues them) and websocket pings with pongs. So the relay holds exactly what a
 real bridge's idle tunnel costs it, while the client side stays cheap.
@@ -40,8 +40,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.tunnel.messages import BodyChunk, Close, Ping, RequestHead, Welcome
-from bridge.tunnel.protocol import SEND_EOF, Side, TunnelProtocol
+from tunnel.messages import BodyChunk, Close, Ping, RequestHead, Welcome
+from tunnel.protocol import SEND_EOF, Side, TunnelProtocol
 
 STATS: Counter[str] = Counter()
 

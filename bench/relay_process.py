@@ -40,7 +40,7 @@ OPERATOR_TOKEN = "bench-operator-token-0123456789abcdef"
 def relay_has_rate_limit(python: str) -> bool:
     """Whether this relay has the per-venue ``[rate_limit]`` table (newer than the bench)."""
     done = subprocess.run(
-        [python, "-c", "from bridge.relay.config import RateLimits"],
+        [python, "-c", "from relay.config import RateLimits"],
         cwd=REPO,
         env=child_env(),
         capture_output=True,
@@ -97,7 +97,7 @@ def add_venue_cli(python: str, config: Path, name: str) -> str:
 
 
 def write_bulk_venues(venues_file: Path, names: list[str]) -> list[tuple[str, str]]:
-    """Append ``names`` with fresh tokens, in ``bridge/relay/venues.py``'s format (the token's
+    """Append ``names`` with fresh tokens, in ``relay/venues.py``'s format (the token's
     SHA-256 only); returns ``[(name, token), …]``."""
     added = datetime.now(UTC).isoformat(timespec="seconds")
     pairs = [(name, "pbv_" + secrets.token_urlsafe(32)) for name in names]

@@ -20,7 +20,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge.config import Config
 from bridge.http import admin
-from bridge.http.middleware import error_middleware
 from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
@@ -40,6 +39,7 @@ from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.toml_table import ConfigError
 from bridge.uplink.client import make_uplink
+from common.middleware import error_middleware
 from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError
 from drivers.registry import DriverLoadError, load_driver

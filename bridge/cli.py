@@ -232,11 +232,11 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from bridge.relay.config import load_relay_config
+    from relay.config import load_relay_config
 
     config = load_relay_config(args.config)
     if args.relay_command == "add-venue":
-        from bridge.relay.venues import add_venue
+        from relay.venues import add_venue
 
         token = add_venue(config.venues_file, args.name)
         print(f"venue {args.name} added to {config.venues_file}")
@@ -246,7 +246,7 @@ def _relay(args: argparse.Namespace) -> int:
     import logging
 
     from bridge.logs import RedactSecrets
-    from bridge.relay.server import run_relay
+    from relay.server import run_relay
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

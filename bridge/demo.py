@@ -25,11 +25,11 @@ from aiohttp import web
 
 from bridge.config import load_config
 from bridge.logs import configure_logging
-from bridge.relay.config import load_relay_config
-from bridge.relay.server import start_relay_server
-from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
 from drivers.emulator.run import make_pos, running_emulator
+from relay.config import load_relay_config
+from relay.server import start_relay_server
+from relay.venues import add_venue
 
 LOCATION = "demo-cafe"
 VENUE = "demo-cafe"

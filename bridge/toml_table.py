@@ -1,6 +1,6 @@
 """Reading a TOML table with typed getters that name the key path of every mistake.
 
-Shared by the bridge's config (``bridge/config.py``) and the relay's (``bridge/relay/config.py``):
+Shared by the bridge's config (``bridge/config.py``) and the relay's (``relay/config.py``):
 every error names the dotted key (``drivers.main.url: must be a string``) so a technician can
 find the line, and a key nobody read is reported instead of silently ignored.
 """

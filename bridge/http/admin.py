@@ -15,12 +15,12 @@ from aiohttp import web
 import bridge
 from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
-from bridge.errors import BadRequestError, ConflictError, NotFoundError
 from bridge.http.auth import check_admin
 from bridge.http.fields import Fields, parse_table_number
 from bridge.http.json_body import decode_json
 from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
 from bridge.runtime import RUNTIME, Runtime
+from common.errors import BadRequestError, ConflictError, NotFoundError
 from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError
 

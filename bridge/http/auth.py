@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from bridge.config import AuthConfig
-from bridge.errors import UnauthorizedError
+from common.errors import UnauthorizedError
 
 
 def _refuse(realm: str) -> UnauthorizedError:

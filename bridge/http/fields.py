@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Any
 
-from bridge.errors import BadRequestError
+from common.errors import BadRequestError
 
 #: Unicode categories a label may not hold: controls (Cc) and line/paragraph separators
 #: (Zl, Zp), which would break a POS receipt or a log line. Format characters (Cf: the zero

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from bridge.errors import BadRequestError
+from common.errors import BadRequestError
 
 #: A ``\\uD800``–``\\uDFFF`` escape: the only way a lone UTF-16 surrogate gets into a string.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from bridge.core.bill import Bill
 from bridge.core.payment import Payment
 from bridge.core.rules import PaymentClaim
-from bridge.errors import NotFoundError
 from bridge.services.locations import LocationRef
 from bridge.services.payment_answers import PaymentOutcome, PaymentRequest
 from bridge.services.payments import PaymentService
 from bridge.store.payments import PaymentStore
+from common.errors import NotFoundError
 from drivers.base import Table
 
 

@@ -17,9 +17,9 @@ from bridge.core.lifecycle import decide
 from bridge.core.payment import Payment
 from bridge.core.payment_events import AnswerInProgress, Replayed
 from bridge.core.rules import PaymentClaim
-from bridge.errors import ApiError, ConflictError, UnprocessableError
 from bridge.services.locations import LocationRef
 from bridge.store.rows import IdempotencyHit
+from common.errors import ApiError, ConflictError, UnprocessableError
 
 
 class PaymentRenderer(Protocol):

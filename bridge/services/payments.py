@@ -30,12 +30,6 @@ from bridge.core.money import Money
 from bridge.core.payment import Payment, receive
 from bridge.core.payment_events import CheckedOk, Enqueue, PaymentEvent, RuleBroken
 from bridge.core.rules import PaymentRuleError, check_payment
-from bridge.errors import (
-    ApiError,
-    ConflictError,
-    NotFoundError,
-    pos_offline,
-)
 from bridge.services.locations import LocationRef
 from bridge.services.locks import BillLocks
 from bridge.services.payment_answers import (
@@ -48,6 +42,12 @@ from bridge.services.pos_calls import PosCalls
 from bridge.services.snapshots import BillSnapshots, slack
 from bridge.services.steps import PaymentSteps
 from bridge.store.payments import PaymentStore
+from common.errors import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    pos_offline,
+)
 from drivers.base import Table
 from drivers.errors import PosUnavailableError, UnknownTableError
 

@@ -37,12 +37,12 @@ from bridge.core.payment_events import (
     WakeOutbox,
     driver_failure,
 )
-from bridge.errors import RULE_STATUS, ConflictError
 from bridge.services.locations import LocationRef
 from bridge.services.payment_answers import PaymentRenderer
 from bridge.services.pos_calls import PosCalls
 from bridge.services.snapshots import BillSnapshots
 from bridge.store.payments import PaymentStore
+from common.errors import RULE_STATUS, ConflictError
 from drivers.base import PaymentInstruction
 from drivers.errors import PaymentRefusedError, PosUnavailableError
 

@@ -56,7 +56,7 @@ def parse_iso(text: str) -> datetime:
 
 
 def response_text(response: StoredResponse) -> str:
-    """A stored answer's body as JSON text (orjson: see ``bridge/http/responses.py``)."""
+    """A stored answer's body as JSON text (orjson: see ``common/responses.py``)."""
     return orjson.dumps(response.body).decode()
 
 

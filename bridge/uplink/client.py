@@ -6,7 +6,7 @@
   the bridge's data folder, incremented and fsynced before every connection. Every
   connection, across restarts too, thus carries a higher epoch than any before it, without
   trusting the venue box's clock: the relay lets it replace a stale registration at once.
-- **Liveness**: the shared shell (``bridge/tunnel_io/``) PINGs every
+- **Liveness**: the shared shell (``tunnel/asyncio/``) PINGs every
   ``heartbeat_interval_ms`` of the relay's WELCOME and closes when a PONG misses the next
   beat, so a half-open relay is noticed within two intervals.
 - **Reconnect** after any failure with full-jitter capped exponential backoff
@@ -41,17 +41,17 @@ from bridge import __version__
 from bridge.config import TunnelConfig
 from bridge.core.backoff import full_jitter_delay
 from bridge.runtime import RUNTIME
-from bridge.tunnel.errors import CloseCode, TunnelProtocolError
-from bridge.tunnel.messages import Close, RequestHead, Welcome
-from bridge.tunnel.protocol import Side, TunnelProtocol
-from bridge.tunnel_io import (
+from bridge.uplink.forward import LocalOrigin, forward, local_session
+from tunnel.asyncio import (
     CLOSE_TIMEOUT_S,
     StreamCancelledError,
     TunnelConnection,
     TunnelGoneError,
     TunnelStream,
 )
-from bridge.uplink.forward import LocalOrigin, forward, local_session
+from tunnel.errors import CloseCode, TunnelProtocolError
+from tunnel.messages import Close, RequestHead, Welcome
+from tunnel.protocol import Side, TunnelProtocol
 
 logger = logging.getLogger(__name__)
 

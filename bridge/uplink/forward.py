@@ -16,7 +16,7 @@ decompressed and redirects are not followed: the platform gets the bridge's byte
 Flow control, both ways: the request body is read from the tunnel stream only as fast as
 aiohttp's client writes it to the socket (its writes wait for the transport to drain), and
 the answer's body is read from the socket only as fast as the tunnel frames it
-(:meth:`~bridge.tunnel_io.TunnelConnection.send_body` waits while more than a frame is
+(:meth:`~tunnel.asyncio.TunnelConnection.send_body` waits while more than a frame is
 queued for a window).
 
 Cancellation: the relay's CANCEL cancels the stream's task, which cancels the client
@@ -35,14 +35,14 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from bridge.tunnel.messages import CancelCode, RequestHead
-from bridge.tunnel_io import (
+from tunnel.asyncio import (
     HOP_BY_HOP,
     TunnelConnection,
     TunnelGoneError,
     TunnelStream,
     end_to_end,
 )
+from tunnel.messages import CancelCode, RequestHead
 
 logger = logging.getLogger(__name__)
 

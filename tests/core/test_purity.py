@@ -31,12 +31,12 @@ CORE_FILES = sorted(
         # The tunnel protocol (frames, protocol, errors, and messages, streams, fields and
         # handshake split from them) is sans-I/O: the relay and the client wrap it in their own
         # websocket loops.
-        *ROOT.glob("bridge/tunnel/*.py"),
+        *ROOT.glob("tunnel/*.py"),
         ROOT / "bridge/http/fields.py",
         ROOT / "bridge/http/json_body.py",
-        ROOT / "bridge/http/headers.py",
-        ROOT / "bridge/errors.py",
-        ROOT / "bridge/answers.py",
+        ROOT / "tunnel/headers.py",
+        ROOT / "common/errors.py",
+        ROOT / "common/answers.py",
         ROOT / "bridge/platforms/loke/contract.py",
         ROOT / "bridge/platforms/loke/openapi_schemas.py",
         ROOT / "drivers/base.py",

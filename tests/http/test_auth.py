@@ -25,9 +25,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.config import AuthConfig
-from bridge.errors import UnauthorizedError
 from bridge.http.auth import check_platform_auth
 from bridge.runtime import RUNTIME
+from common.errors import UnauthorizedError
 from tests.conftest import (
     ADMIN_AUTH,
     ADMIN_TOKEN,

@@ -314,7 +314,7 @@ async def test_every_accepted_payment_id_can_be_polled(client, drawn):
 @pytest.mark.xfail(
     strict=True,
     reason="aiohttp's HTTP parser refuses a request line over 8190 bytes before the app runs: "
-    "400 text/plain, not the typed JSON error (bridge/http/middleware.py never sees it)",
+    "400 text/plain, not the typed JSON error (common/middleware.py never sees it)",
 )
 async def test_a_path_beyond_the_request_line_limit_gets_a_typed_error(client):
     response, text = await send(client, "GET", loke_url("9" * 9000), headers=LOKE_AUTH)

@@ -20,16 +20,16 @@ import aiohttp
 from aiohttp import web
 
 from bridge.config import TunnelConfig
-from bridge.relay.app import Relay
-from bridge.relay.config import RelayConfig, parse_relay_config
-from bridge.relay.server import RelayServer, start_relay_server
-from bridge.relay.venues import add_venue
 from bridge.serve import run_bridge
-from bridge.tunnel.messages import Close, Event
-from bridge.tunnel.protocol import Side, TunnelProtocol
 from bridge.uplink.client import UPLINK, UplinkClient
 from bridge.uplink.forward import LocalOrigin
+from relay.app import Relay
+from relay.config import RelayConfig, parse_relay_config
+from relay.server import RelayServer, start_relay_server
+from relay.venues import add_venue
 from tests.conftest import make_config
+from tunnel.messages import Close, Event
+from tunnel.protocol import Side, TunnelProtocol
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bridge.relay.config import RelayConfig, parse_relay_config
+from relay.config import RelayConfig, parse_relay_config
 from tests.relay.harness import OPERATOR_TOKEN, free_port
 
 

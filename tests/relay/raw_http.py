@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from bridge.relay.ratelimit import VenueRateLimiter
+from relay.ratelimit import VenueRateLimiter
 from tests.relay.harness import relay_and_bridge
 
 VENUE = "cafe-a"

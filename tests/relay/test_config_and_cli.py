@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.relay.config import load_relay_config, parse_relay_config
-from bridge.relay.venues import VenueTokens, add_venue, token_hash
 from bridge.toml_table import ConfigError
 from bridge.uplink.client import next_epoch
+from relay.config import load_relay_config, parse_relay_config
+from relay.venues import VenueTokens, add_venue, token_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from bridge.relay.config import RelayConfig
+from relay.config import RelayConfig
 from tests.conftest import LOCATION, LOKE_AUTH, loke_url, payment_body
 from tests.relay.harness import (
     OPERATOR_TOKEN,

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from bridge.relay.proxy import tunnel_path
+from relay.proxy import tunnel_path
 from tests.relay.harness import (
     RunningRelay,
     add_venues,

@@ -1,17 +1,17 @@
 """Rate limits: 429 ``rate_limited`` per venue on the public URLs, and bad HELLOs slowed down
-per source address (``bridge/relay/ratelimit.py``)."""
+per source address (``relay/ratelimit.py``)."""
 
 from __future__ import annotations
 
 import aiohttp
 import pytest
 
-from bridge.relay.config import RateLimits, parse_relay_config
-from bridge.relay.ratelimit import HelloGuard, VenueRateLimiter
 from bridge.toml_table import ConfigError
-from bridge.tunnel.errors import CloseCode
-from bridge.tunnel.messages import Close, Welcome
+from relay.config import RateLimits, parse_relay_config
+from relay.ratelimit import HelloGuard, VenueRateLimiter
 from tests.relay.harness import OPERATOR_TOKEN, add_venues, raw_tunnel, relay_config, running_relay
+from tunnel.errors import CloseCode
+from tunnel.messages import Close, Welcome
 
 
 class Clock:

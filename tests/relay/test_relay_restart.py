@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.relay.venues import add_venue
+from relay.venues import add_venue
 from tests.conftest import LOKE_AUTH, loke_url, payment_body
 from tests.relay.harness import (
     OPERATOR_TOKEN,

@@ -1,11 +1,11 @@
-"""A tunnel's stream slots (``bridge/relay/registry.py``): taken at once when free, else in
+"""A tunnel's stream slots (``relay/registry.py``): taken at once when free, else in
 arrival order; a waiter that leaves never keeps or loses a slot."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bridge.relay.registry import Slots
+from relay.registry import Slots
 
 
 async def test_free_slots_are_taken_at_once_and_then_waited_for_in_order():

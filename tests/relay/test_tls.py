@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from bridge.config import parse_config
-from bridge.relay.config import parse_relay_config
 from bridge.toml_table import ConfigError
+from relay.config import parse_relay_config
 from tests.conftest import config_data
 from tests.relay.harness import (
     OPERATOR_TOKEN,

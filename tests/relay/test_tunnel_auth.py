@@ -6,9 +6,6 @@ import asyncio
 
 import aiohttp
 
-from bridge.tunnel.errors import CloseCode
-from bridge.tunnel.messages import Close, Welcome
-from bridge.tunnel.protocol import Side, TunnelProtocol
 from tests.relay.harness import (
     OPERATOR_TOKEN,
     add_venues,
@@ -16,6 +13,9 @@ from tests.relay.harness import (
     relay_config,
     running_relay,
 )
+from tunnel.errors import CloseCode
+from tunnel.messages import Close, Welcome
+from tunnel.protocol import Side, TunnelProtocol
 
 
 async def test_a_bad_token_gets_a_typed_unauthorized_close(tmp_path):

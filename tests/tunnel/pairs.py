@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.tunnel.errors import ConnectionClosedError, TunnelProtocolError
-from bridge.tunnel.frames import FrameDecoder, encode_frame
-from bridge.tunnel.messages import Close, Hello, Limits, Ping, Welcome
-from bridge.tunnel.protocol import SEND_EOF, ConnectionState, Side, TunnelProtocol
+from tunnel.errors import ConnectionClosedError, TunnelProtocolError
+from tunnel.frames import FrameDecoder, encode_frame
+from tunnel.messages import Close, Hello, Limits, Ping, Welcome
+from tunnel.protocol import SEND_EOF, ConnectionState, Side, TunnelProtocol
 
 MiB = 1 << 20
 SMALL = Limits(max_frame_bytes=16_384, initial_stream_window=40_000, connection_window=1_000_000)

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.tunnel.errors import (
+from tunnel.errors import (
     CloseCode,
     FrameError,
     FrameTooLargeError,
     MalformedFrameError,
     UnknownFrameTypeError,
 )
-from bridge.tunnel.frames import (
+from tunnel.frames import (
     HANDSHAKE_MAX_FRAME_BYTES,
     HEADER,
     FrameDecoder,
@@ -28,7 +28,7 @@ from bridge.tunnel.frames import (
     decode_frame,
     encode_frame,
 )
-from bridge.tunnel.messages import (
+from tunnel.messages import (
     MAX_MAX_FRAME_BYTES,
     MAX_WINDOW_BYTES,
     MIN_MAX_FRAME_BYTES,

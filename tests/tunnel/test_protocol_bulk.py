@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.tunnel.messages import BodyChunk, EndOfBody, Limits, RequestHead
-from bridge.tunnel.protocol import Side, StreamState, TunnelProtocol
 from tests.tunnel.pairs import SMALL, MiB, connected, hello_from, pump, transfer
+from tunnel.messages import BodyChunk, EndOfBody, Limits, RequestHead
+from tunnel.protocol import Side, StreamState, TunnelProtocol
 
 LIVE = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE)
 

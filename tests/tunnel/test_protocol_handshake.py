@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.tunnel.errors import (
+from tests.tunnel.pairs import SMALL, connected, fails_with, frames_in, hello_from, pump, transfer
+from tunnel.errors import (
     CloseCode,
     ConnectionClosedError,
     FrameTooLargeError,
@@ -15,8 +16,8 @@ from bridge.tunnel.errors import (
     UnknownFrameTypeError,
     UnsupportedVersionError,
 )
-from bridge.tunnel.frames import HEADER, UnknownFrame, encode_frame
-from bridge.tunnel.messages import (
+from tunnel.frames import HEADER, UnknownFrame, encode_frame
+from tunnel.messages import (
     BodyChunk,
     Close,
     Health,
@@ -28,8 +29,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
     Welcome,
 )
-from bridge.tunnel.protocol import SEND_EOF, ConnectionState, Side, TunnelProtocol
-from tests.tunnel.pairs import SMALL, connected, fails_with, frames_in, hello_from, pump, transfer
+from tunnel.protocol import SEND_EOF, ConnectionState, Side, TunnelProtocol
 
 # -- handshake and versions -----------------------------------------------------------------
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from bridge.tunnel.errors import TunnelUsageError
-from bridge.tunnel.messages import BodyChunk, EndOfBody, Limits, ResponseHead
-from bridge.tunnel.protocol import StreamState, TunnelProtocol
 from tests.tunnel.pairs import SMALL, connected, frames_in, transfer
+from tunnel.errors import TunnelUsageError
+from tunnel.messages import BodyChunk, EndOfBody, Limits, ResponseHead
+from tunnel.protocol import StreamState, TunnelProtocol
 
 HEADERS = [(b"Content-Type", b"application/json")]
 Setup = Callable[[TunnelProtocol, TunnelProtocol], int]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.tunnel.errors import CloseCode, FlowControlError, StreamStateError, TunnelUsageError
-from bridge.tunnel.frames import encode_frame
-from bridge.tunnel.messages import (
+from tests.tunnel.pairs import SMALL, connected, fails_with, frames_in, pump, transfer
+from tunnel.errors import CloseCode, FlowControlError, StreamStateError, TunnelUsageError
+from tunnel.frames import encode_frame
+from tunnel.messages import (
     MAX_WINDOW_BYTES,
     BodyChunk,
     Cancel,
@@ -18,8 +19,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
     WindowUpdate,
 )
-from bridge.tunnel.protocol import StreamState
-from tests.tunnel.pairs import SMALL, connected, fails_with, frames_in, pump, transfer
+from tunnel.protocol import StreamState
 
 # -- flow control ---------------------------------------------------------------------------
 

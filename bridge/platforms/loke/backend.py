@@ -4,7 +4,7 @@ Why an interface between the routes and the services: the routes (auth, strict p
 fingerprints) run wherever the HTTP request is served, the operations only where the store,
 the bill locks and the POS live; in this one process both are (:class:`LocalLokeBackend`).
 An operation returns the rendered :class:`Answer` or
-raises an :class:`~bridge.errors.ApiError`, so the bytes a platform gets do not depend on it.
+raises an :class:`~common.errors.ApiError`, so the bytes a platform gets do not depend on it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bridge.answers import Answer, json_answer
 from bridge.config import LocationConfig
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
@@ -24,6 +23,7 @@ from bridge.platforms.loke.contract import (
 )
 from bridge.services.locations import LocationRef
 from bridge.services.operations import NewPayment, PosOperations
+from common.answers import Answer, json_answer
 
 _REPLAYED = {"Idempotent-Replayed": "true"}
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bridge.answers import Answer
-from bridge.errors import UnsupportedMediaTypeError
 from bridge.http.auth import check_platform_auth
 from bridge.http.fields import parse_table_number
 from bridge.http.json_body import decode_json
 from bridge.platforms.loke.backend import LokeBackend
 from bridge.platforms.loke.contract import parse_payment
+from common.answers import Answer
+from common.errors import UnsupportedMediaTypeError
 
 #: A request's headers: a case-insensitive mapping (aiohttp's), or names in lower case.
 Headers = Mapping[str, str]

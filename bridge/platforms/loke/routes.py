@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.http.responses import answer_response
 from bridge.platforms.loke import operations
 from bridge.platforms.loke.backend import LOKE_BACKEND
+from common.responses import answer_response
 
 PREFIX = "/loke/v1/locations/{location}"
 routes = web.RouteTableDef()

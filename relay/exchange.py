@@ -14,17 +14,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.errors import (
+from common.errors import (
     ApiError,
     BadGatewayError,
     GatewayTimeoutError,
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from bridge.relay.config import RelayLimits
-from bridge.relay.registry import VenueLink
-from bridge.tunnel.messages import CancelCode, ResponseHead
-from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, TunnelStream, pump
+from relay.config import RelayLimits
+from relay.registry import VenueLink
+from tunnel.asyncio import StreamCancelledError, TunnelGoneError, TunnelStream, pump
+from tunnel.messages import CancelCode, ResponseHead
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from bridge.tunnel.messages import Health
-from bridge.tunnel_io import TunnelConnection
+from tunnel.asyncio import TunnelConnection
+from tunnel.messages import Health
 
 
 class Slots:

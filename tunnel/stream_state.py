@@ -1,6 +1,6 @@
 """One stream's record in a tunnel connection: its state and its windows. Pure.
 
-Kept apart from ``streams.py``, whose :class:`~bridge.tunnel.streams.StreamTable` applies the
+Kept apart from ``streams.py``, whose :class:`~tunnel.streams.StreamTable` applies the
 rules (docs/tunnel-protocol.md §5–§7) to these records: this module is only what a stream
 holds and the one state it is in, derived from its flags.
 """

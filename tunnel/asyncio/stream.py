@@ -6,11 +6,11 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
-from bridge.tunnel.errors import TunnelError
-from bridge.tunnel.messages import ResponseHead
+from tunnel.errors import TunnelError
+from tunnel.messages import ResponseHead
 
 if TYPE_CHECKING:
-    from bridge.tunnel_io.connection import TunnelConnection
+    from tunnel.asyncio.connection import TunnelConnection
 
 
 class TunnelGoneError(ConnectionError):

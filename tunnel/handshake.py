@@ -5,7 +5,7 @@
 - The relay protocol picks the highest version both sides list (or fails with
   ``UNSUPPORTED_VERSION``) and emits the HELLO; the relay application checks venue and token,
   then calls :meth:`~Handshake.accept` (WELCOME, with the limits both directions keep) or
-  :meth:`~bridge.tunnel.protocol.TunnelProtocol.send_close` (refusal). Who may connect is the
+  :meth:`~tunnel.protocol.TunnelProtocol.send_close` (refusal). Who may connect is the
   application's business; which version is spoken is the protocol's.
 - The client checks that the WELCOME names a version it offered, and answers only its one
   HELLO. The WELCOME, sent or received, opens the connection and its streams.
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from bridge.tunnel.errors import TunnelUsageError, UnexpectedFrameError, UnsupportedVersionError
-from bridge.tunnel.frames import Frame, FrameType
-from bridge.tunnel.messages import Event, Hello, Limits, Welcome
+from tunnel.errors import TunnelUsageError, UnexpectedFrameError, UnsupportedVersionError
+from tunnel.frames import Frame, FrameType
+from tunnel.messages import Event, Hello, Limits, Welcome
 
 #: Versions this code speaks; the relay picks the highest one both sides list.
 PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
@@ -33,7 +33,7 @@ class Side(Enum):
 
 
 class Handshake:
-    """The handshake's half of :class:`~bridge.tunnel.protocol.TunnelProtocol`, which inherits
+    """The handshake's half of :class:`~tunnel.protocol.TunnelProtocol`, which inherits
     it: the versions offered, the HELLO, then the agreed version and limits.
 
     A base class rather than an object the protocol holds, so that ``hello``, ``version`` and
@@ -79,7 +79,7 @@ class Handshake:
     def accept(self, limits: Limits | None = None) -> Welcome:
         """Relay: answer the HELLO event with WELCOME, once venue and token check out. The
         limits apply to both directions. To refuse,
-        :meth:`~bridge.tunnel.protocol.TunnelProtocol.send_close` with ``UNAUTHORIZED``,
+        :meth:`~tunnel.protocol.TunnelProtocol.send_close` with ``UNAUTHORIZED``,
         ``SUPERSEDED`` or ``GOING_AWAY`` instead."""
         if self.side is not Side.RELAY or self.version is None or self.limits is not None:
             raise TunnelUsageError("accept", "only a relay accepts, once, after a HELLO")

@@ -33,13 +33,13 @@ import nats
 import nats.errors
 from aiohttp import web
 
-from bridge.errors import ApiError, BadGatewayError
-from bridge.relay.chunks import KIND, Channel, ExchangeBrokenError, Inboxes, Sender
-from bridge.relay.config import NatsConfig, RelayLimits
-from bridge.relay.exchange import TunnelExchange, pos_timeout, too_large, venue_offline
-from bridge.relay.proxy import forwarded_headers, sent_whole, tunnel_path
-from bridge.relay.registry import Registry
-from bridge.tunnel_io import StreamCancelledError, TunnelGoneError, end_to_end
+from common.errors import ApiError, BadGatewayError
+from relay.chunks import KIND, Channel, ExchangeBrokenError, Inboxes, Sender
+from relay.config import NatsConfig, RelayLimits
+from relay.exchange import TunnelExchange, pos_timeout, too_large, venue_offline
+from relay.proxy import forwarded_headers, sent_whole, tunnel_path
+from relay.registry import Registry
+from tunnel.asyncio import StreamCancelledError, TunnelGoneError, end_to_end
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 :class:`StreamTable` knows which streams exist, what state each is in, and how many body bytes
 each direction may still send, on each stream and on the connection. It never sees the
-handshake or bytes: :class:`~bridge.tunnel.protocol.TunnelProtocol` hands it decoded stream
+handshake or bytes: :class:`~tunnel.protocol.TunnelProtocol` hands it decoded stream
 frames and gives it two callbacks, one to queue a frame for the wire and one to deliver an event.
 
 Invariants (docs/tunnel-protocol.md §5–§7):
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from bridge.tunnel.errors import FlowControlError, StreamStateError, TunnelUsageError
-from bridge.tunnel.frames import FRAME_TYPES, Frame, FrameType
-from bridge.tunnel.messages import (
+from tunnel.errors import FlowControlError, StreamStateError, TunnelUsageError
+from tunnel.frames import FRAME_TYPES, Frame, FrameType
+from tunnel.messages import (
     MAX_WINDOW_BYTES,
     BodyChunk,
     Cancel,
@@ -33,7 +33,7 @@ from bridge.tunnel.messages import (
     ResponseHead,
     WindowUpdate,
 )
-from bridge.tunnel.stream_state import StreamRecord, StreamState
+from tunnel.stream_state import StreamRecord, StreamState
 
 StreamFrame = WindowUpdate | RequestHead | ResponseHead | BodyChunk | EndOfBody | Cancel
 

@@ -3,11 +3,11 @@
 Integers are unsigned big-endian; a string is a u16 byte count then that much UTF-8; a byte
 string (header names and values) is a u16 count then raw bytes; a header list is a u16 count
 then that many name and value byte strings, in order (docs/tunnel-protocol.md §2). No floats,
-no base64. :mod:`bridge.tunnel.frames` lays each frame type's payload out from these.
+no base64. :mod:`tunnel.frames` lays each frame type's payload out from these.
 
 Packing trusts its input: the message dataclasses have range-checked every field, so a value
 always fits its count. Reading does not: a payload comes from the peer, and every way it can
-run short or hold bad UTF-8 is a :class:`~bridge.tunnel.errors.MalformedFrameError` naming the
+run short or hold bad UTF-8 is a :class:`~tunnel.errors.MalformedFrameError` naming the
 frame type and the field, never an ``IndexError`` or ``UnicodeDecodeError``.
 
 Every relayed request packs and reads two heads' headers, so those two loops are tuned by
@@ -17,8 +17,8 @@ per-field helpers.
 
 from __future__ import annotations
 
-from bridge.tunnel.errors import MalformedFrameError
-from bridge.tunnel.messages import CheckedHeaders, Headers
+from tunnel.errors import MalformedFrameError
+from tunnel.messages import CheckedHeaders, Headers
 
 
 def pack_u16(value: int) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bridge.answers import Answer
+from common.answers import Answer
 
 
 def json_response(

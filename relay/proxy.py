@@ -19,11 +19,10 @@ from collections.abc import Iterable
 from aiohttp import web
 from yarl import URL
 
-from bridge.relay.config import RelayLimits
-from bridge.relay.exchange import TunnelExchange, too_large, venue_offline, waiting_parts
-from bridge.relay.registry import Registry
-from bridge.tunnel.messages import ResponseHead
-from bridge.tunnel_io import (
+from relay.config import RelayLimits
+from relay.exchange import TunnelExchange, too_large, venue_offline, waiting_parts
+from relay.registry import Registry
+from tunnel.asyncio import (
     HOP_BY_HOP,
     READ_BYTES,
     StreamCancelledError,
@@ -31,6 +30,7 @@ from bridge.tunnel_io import (
     TunnelStream,
     end_to_end,
 )
+from tunnel.messages import ResponseHead
 
 logger = logging.getLogger(__name__)
 

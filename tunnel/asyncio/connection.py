@@ -1,6 +1,6 @@
-"""The asyncio shell around :class:`~bridge.tunnel.protocol.TunnelProtocol`, for both ends.
+"""The asyncio shell around :class:`~tunnel.protocol.TunnelProtocol`, for both ends.
 
-``bridge/tunnel/`` is sans-I/O; this module moves its bytes over an aiohttp websocket (the
+``tunnel/`` is sans-I/O; this module moves its bytes over an aiohttp websocket (the
 relay's ``WebSocketResponse`` or the bridge's ``ClientWebSocketResponse``: both have
 ``send_bytes``, ``receive`` and ``close``), as websockets' ``asyncio/connection.py`` does for
 its ``Protocol``:
@@ -29,8 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from bridge.tunnel.errors import CloseCode, TunnelError, TunnelProtocolError
-from bridge.tunnel.messages import (
+from tunnel.asyncio.stream import StreamCancelledError, TunnelGoneError, TunnelStream
+from tunnel.errors import CloseCode, TunnelError, TunnelProtocolError
+from tunnel.messages import (
     BodyChunk,
     Cancel,
     Close,
@@ -42,9 +43,8 @@ from bridge.tunnel.messages import (
     RequestHead,
     ResponseHead,
 )
-from bridge.tunnel.protocol import SEND_EOF, ConnectionState, TunnelProtocol
-from bridge.tunnel.stream_state import StreamState
-from bridge.tunnel_io.stream import StreamCancelledError, TunnelGoneError, TunnelStream
+from tunnel.protocol import SEND_EOF, ConnectionState, TunnelProtocol
+from tunnel.stream_state import StreamState
 
 logger = logging.getLogger(__name__)
 

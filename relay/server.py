@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bridge.relay.app import RELAY, Relay, close_tunnels, create_relay_app
-from bridge.relay.config import RelayConfig
-from bridge.tunnel_io import CLOSE_TIMEOUT_S
+from relay.app import RELAY, Relay, close_tunnels, create_relay_app
+from relay.config import RelayConfig
+from tunnel.asyncio import CLOSE_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 

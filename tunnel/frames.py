@@ -10,7 +10,7 @@ diagrams and hex examples)::
     +--------+--------+-----------------+-----------------+-------------------------
 
 Integers are unsigned big-endian. Inside a payload, strings, byte strings and header lists
-are u16-counted (:mod:`bridge.tunnel.fields` packs and reads them); this module lays out each
+are u16-counted (:mod:`tunnel.fields` packs and reads them); this module lays out each
 frame type's payload from those fields. No floats, no base64.
 
 :class:`FrameDecoder` checks the declared length against its limit as soon as the header is
@@ -24,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
-from bridge.tunnel.errors import (
+from tunnel.errors import (
     CloseCode,
     FrameTooLargeError,
     MalformedFrameError,
     UnknownFrameTypeError,
 )
-from bridge.tunnel.fields import FieldReader, pack_headers, pack_text, pack_u16
-from bridge.tunnel.messages import (
+from tunnel.fields import FieldReader, pack_headers, pack_text, pack_u16
+from tunnel.messages import (
     BodyChunk,
     Cancel,
     CancelCode,

@@ -1,7 +1,7 @@
 """Errors a caller of the bridge's HTTP API can receive, as one tree.
 
 Every :class:`ApiError` becomes ``{"error": code, "message": …, "details": {…}}`` with its
-``status`` (``bridge/http/middleware.py``); nothing else reaches a caller, and a stack trace
+``status`` (``common/middleware.py``); nothing else reaches a caller, and a stack trace
 never does::
 
     ApiError

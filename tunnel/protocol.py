@@ -7,8 +7,8 @@ heartbeats, deadlines and reconnects belong to the I/O layer.
 
 This module owns the connection: which side may send what and when, CLOSE, and failing on a
 protocol error. HELLO and WELCOME, and the version agreed in them, are
-:class:`~bridge.tunnel.handshake.Handshake`'s, which :class:`TunnelProtocol` inherits; streams
-and flow control are :class:`~bridge.tunnel.streams.StreamTable`'s.
+:class:`~tunnel.handshake.Handshake`'s, which :class:`TunnelProtocol` inherits; streams
+and flow control are :class:`~tunnel.streams.StreamTable`'s.
 
 - **Handshake.** Until WELCOME only HELLO, WELCOME and CLOSE may flow, none above 16 KiB.
 - **Sides.** HELLO, HEALTH and RESPONSE_HEAD come only from the client; WELCOME and
@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
-from bridge.tunnel.errors import (
+from tunnel.errors import (
     CloseCode,
     ConnectionClosedError,
     TunnelProtocolError,
     TunnelUsageError,
     UnexpectedFrameError,
 )
-from bridge.tunnel.frames import (
+from tunnel.frames import (
     FRAME_TYPES,
     HANDSHAKE_MAX_FRAME_BYTES,
     HEADER_BYTES,
@@ -38,8 +38,8 @@ from bridge.tunnel.frames import (
     UnknownFrame,
     encode_frame,
 )
-from bridge.tunnel.handshake import PROTOCOL_VERSIONS, Handshake, Side
-from bridge.tunnel.messages import (
+from tunnel.handshake import PROTOCOL_VERSIONS, Handshake, Side
+from tunnel.messages import (
     BodyChunk,
     Cancel,
     CancelCode,
@@ -56,8 +56,8 @@ from bridge.tunnel.messages import (
     WindowUpdate,
     make_headers,
 )
-from bridge.tunnel.stream_state import StreamState
-from bridge.tunnel.streams import StreamTable
+from tunnel.stream_state import StreamState
+from tunnel.streams import StreamTable
 
 __all__ = [
     "PROTOCOL_VERSIONS",

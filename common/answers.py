@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from bridge.errors import INTERNAL_ERROR, ApiError
+from common.errors import INTERNAL_ERROR, ApiError
 
 
 class Answer(NamedTuple):
@@ -30,5 +30,5 @@ INTERNAL_ANSWER = Answer(500, orjson.dumps(INTERNAL_ERROR))
 
 
 def error_answer(error: ApiError) -> Answer:
-    """The bytes ``bridge/http/middleware.py`` sends for ``error``."""
+    """The bytes ``common/middleware.py`` sends for ``error``."""
     return Answer(error.status, orjson.dumps(error.body()), error.headers or None)

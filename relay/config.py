@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.toml_table import LOG_LEVELS, ConfigError, TomlTable
-from bridge.tunnel.messages import MIN_MAX_FRAME_BYTES
+from tunnel.messages import MIN_MAX_FRAME_BYTES
 
 MIB = 1024 * 1024
 

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.errors import TooManyRequestsError
+from common.errors import TooManyRequestsError
 
 #: Entries kept at most, each; the oldest idle ones are dropped past it (bounded memory).
 MAX_TRACKED = 100_000

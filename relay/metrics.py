@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from bridge.errors import ApiError, UnauthorizedError
+from common.errors import ApiError, UnauthorizedError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

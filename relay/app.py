@@ -21,19 +21,19 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bridge.errors import ApiError, NotFoundError, UnauthorizedError
-from bridge.http.middleware import error_middleware
-from bridge.relay.cluster import Cluster
-from bridge.relay.config import RelayConfig
-from bridge.relay.metrics import METRICS_PUBLIC, RelayMetrics
-from bridge.relay.proxy import forward
-from bridge.relay.ratelimit import HelloGuard, VenueRateLimiter
-from bridge.relay.registry import Registry, Slots, VenueLink
-from bridge.relay.venues import VenueTokens
-from bridge.tunnel.errors import CloseCode, TunnelProtocolError
-from bridge.tunnel.messages import MAX_MAX_FRAME_BYTES, Hello, Limits
-from bridge.tunnel.protocol import Side, TunnelProtocol
-from bridge.tunnel_io import CLOSE_TIMEOUT_S, TunnelConnection, TunnelGoneError
+from common.errors import ApiError, NotFoundError, UnauthorizedError
+from common.middleware import error_middleware
+from relay.cluster import Cluster
+from relay.config import RelayConfig
+from relay.metrics import METRICS_PUBLIC, RelayMetrics
+from relay.proxy import forward
+from relay.ratelimit import HelloGuard, VenueRateLimiter
+from relay.registry import Registry, Slots, VenueLink
+from relay.venues import VenueTokens
+from tunnel.asyncio import CLOSE_TIMEOUT_S, TunnelConnection, TunnelGoneError
+from tunnel.errors import CloseCode, TunnelProtocolError
+from tunnel.messages import MAX_MAX_FRAME_BYTES, Hello, Limits
+from tunnel.protocol import Side, TunnelProtocol
 
 logger = logging.getLogger(__name__)
 

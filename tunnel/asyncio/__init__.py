@@ -4,15 +4,15 @@
 - ``stream``: :class:`TunnelStream`, one HTTP exchange on it, and its errors.
 """
 
-from bridge.http.headers import HOP_BY_HOP, end_to_end
-from bridge.tunnel_io.connection import (
+from tunnel.asyncio.connection import (
     CLOSE_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_BYTES,
     READ_BYTES,
     TunnelConnection,
     pump,
 )
-from bridge.tunnel_io.stream import StreamCancelledError, TunnelGoneError, TunnelStream
+from tunnel.asyncio.stream import StreamCancelledError, TunnelGoneError, TunnelStream
+from tunnel.headers import HOP_BY_HOP, end_to_end
 
 __all__ = [
     "CLOSE_TIMEOUT_S",

@@ -2,7 +2,7 @@
 
 A frame that can be built can be sent: every field is range-checked here (``ValueError``), so
 the encoder never meets a value it cannot write and the decoder (``frames.py``) turns a bad
-field on the wire into :class:`~bridge.tunnel.errors.MalformedFrameError`. The same classes are
+field on the wire into :class:`~tunnel.errors.MalformedFrameError`. The same classes are
 the events the protocol hands to the application. Integers only: no floats anywhere.
 """
 

@@ -10,7 +10,7 @@ websockets' ``Protocol`` serves client and server:
 - ``streams``: the stream table: which streams exist, the flow-control rules and windows;
 - ``stream_state``: one stream's record (flags, windows, queued bytes) and its state;
 - ``handshake``: HELLO, WELCOME and the version both ends speak;
-- ``protocol``: :class:`~bridge.tunnel.protocol.TunnelProtocol`, the connection state machine
+- ``protocol``: :class:`~tunnel.protocol.TunnelProtocol`, the connection state machine
   the I/O layers drive (``receive_data`` → ``events_received``, ``send_*`` → ``data_to_send``);
 - ``errors``: the typed error tree and the CLOSE code each error sends.
 

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bridge.errors import INTERNAL_ERROR, ApiError
-from bridge.http.responses import json_response
+from common.errors import INTERNAL_ERROR, ApiError
+from common.responses import json_response
 
 logger = logging.getLogger(__name__)
 
