@@ -90,6 +90,15 @@ def test_relay_config_errors_name_the_key_path(tmp_path, data, message):
     assert message in str(caught.value)
 
 
+def test_fast_path_is_accepted_ignored_and_logged(tmp_path, caplog):
+    """An upgraded relay's config may still say it; the relay must start, and say why not."""
+    data = {"relay": {"operator_token": "o" * 20, "fast_path": False}}
+    with caplog.at_level("WARNING", logger="bridge.settings"):
+        config = parse_relay_config(data, {}, tmp_path)
+    assert config.fast_path is True
+    assert "relay.fast_path no longer does anything" in caplog.text
+
+
 def test_tokens_are_stored_hashed_and_checked_per_venue(tmp_path):
     path = tmp_path / "venues.toml"
     token_a = add_venue(path, "cafe-a")
