@@ -37,9 +37,9 @@ from bridge.services.snapshots import FLUSH_INTERVAL_S, BillSnapshots
 from bridge.services.steps import PaymentSteps
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
-from bridge.toml_table import ConfigError
 from bridge.uplink.client import make_uplink
 from common.middleware import error_middleware
+from common.settings import ConfigError
 from drivers.base import DriverSettings, PosDriver
 from drivers.errors import DriverConfigError
 from drivers.registry import DriverLoadError, load_driver

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bridge import __version__
 from bridge.config import load_config
-from bridge.toml_table import ConfigError
+from common.settings import ConfigError
 from drivers.controls import MODES
 
 DEFAULT_CONFIG = "config.toml"

@@ -1,13 +1,14 @@
 """The bridge's configuration: one TOML file into frozen dataclasses, checked at start.
 
-Every error names the key path (``drivers.main.url: unknown scheme 'com'``) so a technician
-can find the line. ``config.example.toml`` documents every key.
+The file is validated by its typed models (``bridge/config_file.py``) through the loader the
+relay shares (``common/settings.py``); what relates several keys is checked here. Every
+error names the key path (``drivers.main.url: unknown scheme 'com'``) so a technician can
+find the line. ``config.example.toml`` documents every key.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,9 +18,18 @@ from urllib.parse import SplitResult, urlsplit
 
 import platformdirs
 
+from bridge.config_file import (
+    ConfigFile,
+    DriverTable,
+    LocationTable,
+    PaymentsTable,
+    TunnelTable,
+)
 from bridge.core.limits import OfflineLimits
 from bridge.core.money import CURRENCIES
-from bridge.toml_table import LOG_LEVELS, ConfigError, TomlTable
+from common.settings import ConfigError, ignored, load_file, read_toml, secret
+
+__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
 AUTH_SCHEMES = ("bearer", "hmac-sha256")
 
@@ -29,8 +39,6 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8787
     max_body_bytes: int = 64 * 1024
-    #: HTTP worker processes in front of this one (``bridge/workers/``); 0 serves HTTP here.
-    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,75 +135,40 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
     Raises:
         ConfigError: the file is missing, is not TOML, or a value is wrong.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
-    return parse_config(data, env if env is not None else os.environ)
+    return parse_config(read_toml(path), env if env is not None else os.environ)
 
 
 def parse_config(data: dict[str, Any], env: Mapping[str, str]) -> Config:
-    root = TomlTable(data, "")
-    bridge = root.table("bridge")
-    data_dir_text = bridge.text("data_dir", "")
-    data_dir = (
-        Path(data_dir_text) if data_dir_text else Path(platformdirs.user_data_dir("pos-bridge"))
-    )
-    admin_token = bridge.secret("admin_token", env)
-    log_level = bridge.choice("log_level", "info", LOG_LEVELS)
-    bridge.done()
+    """Decoded TOML as the bridge's :class:`Config`.
 
-    server_t = root.table("server")
-    server = ServerConfig(
-        host=server_t.text("host", "127.0.0.1"),
-        port=server_t.integer("port", 8787, 0, 65535) or 0,
-        max_body_bytes=server_t.integer("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) or 0,
-        workers=_workers(server_t),
-    )
-    server_t.done()
-
-    drivers = _drivers(root.table("drivers"))
-    locations = _locations(root.table("locations"), drivers, env)
-    payments = _payments(root.table("payments"))
-    outbox_t = root.table("outbox")
-    outbox = OutboxConfig(
-        retry_initial_s=outbox_t.number("retry_initial_s", 1.0, 0.01),
-        retry_max_s=outbox_t.number("retry_max_s", 30.0, 0.01),
-        claim_timeout_s=outbox_t.number("claim_timeout_s", 60.0, 1.0),
-        idle_poll_s=outbox_t.number("idle_poll_s", 1.0, 0.01),
-    )
-    outbox_t.done()
-    health_t = root.table("health")
-    probe = health_t.number("probe_interval_s", 5.0, 0.05)
-    health_t.done()
-    tunnel = _tunnel(root.table("tunnel"), env) if "tunnel" in data else None
-    root.done()
+    Raises:
+        ConfigError: a value is wrong; ``path`` names its key.
+    """
+    file = load_file(ConfigFile, data)
+    bridge = file.bridge
+    data_dir = Path(bridge.data_dir or platformdirs.user_data_dir("pos-bridge"))
+    admin_token = secret("bridge.admin_token", bridge.admin_token, bridge.admin_token_env, env)
+    ignored("server.workers", file.server.workers)
+    server = ServerConfig(file.server.host, file.server.port, file.server.max_body_bytes)
+    drivers = _drivers(file.drivers)
+    outbox = file.outbox
     return Config(
         data_dir=data_dir,
         admin_token=admin_token,
-        log_level=log_level,
+        log_level=bridge.log_level,
         server=server,
         drivers=drivers,
-        locations=locations,
-        payments=payments,
-        outbox=outbox,
-        health_probe_interval_s=probe,
-        tunnel=tunnel,
+        locations=_locations(file.locations, drivers, env),
+        payments=_payments(file.payments),
+        outbox=OutboxConfig(
+            outbox.retry_initial_s, outbox.retry_max_s, outbox.claim_timeout_s, outbox.idle_poll_s
+        ),
+        health_probe_interval_s=file.health.probe_interval_s,
+        tunnel=_tunnel(file.tunnel, env) if file.tunnel is not None else None,
     )
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _workers(section: TomlTable) -> int:
-    workers = section.integer("workers", 0, 0, 64) or 0
-    if workers and os.name != "posix":
-        raise ConfigError("server.workers", "HTTP workers need a POSIX system; use 0 here")
-    return workers
 
 
 def _relay_url(url: str, key: str) -> str:
@@ -207,135 +180,106 @@ def _relay_url(url: str, key: str) -> str:
     return url
 
 
-def _tunnel_urls(section: TomlTable) -> tuple[str, ...]:
+def _tunnel_urls(table: TunnelTable) -> tuple[str, ...]:
     """``url = "…"`` (one relay) or ``urls = ["…", "…"]`` (a tunnel to each at once)."""
-    if "urls" not in section.data:
-        return (_relay_url(section.text("url", required=True), section.key("url")),)
-    if "url" in section.data:
-        raise ConfigError(section.key("urls"), "give url or urls, not both")
-    raw = section.raw("urls")
-    if not isinstance(raw, list) or not raw or not all(isinstance(u, str) for u in raw):
-        raise ConfigError(section.key("urls"), "must be a non-empty list of strings")
-    if len(set(raw)) != len(raw):
-        raise ConfigError(section.key("urls"), "lists a relay twice")
-    return tuple(_relay_url(u, f"{section.key('urls')}[{i}]") for i, u in enumerate(raw))
+    if table.urls is None:
+        if table.url is None:
+            raise ConfigError("tunnel.url", "is required")
+        return (_relay_url(table.url, "tunnel.url"),)
+    if table.url is not None:
+        raise ConfigError("tunnel.urls", "give url or urls, not both")
+    if not table.urls:
+        raise ConfigError("tunnel.urls", "must be a non-empty list of strings")
+    if len(set(table.urls)) != len(table.urls):
+        raise ConfigError("tunnel.urls", "lists a relay twice")
+    return tuple(_relay_url(u, f"tunnel.urls[{i}]") for i, u in enumerate(table.urls))
 
 
-def _tunnel(section: TomlTable, env: Mapping[str, str]) -> TunnelConfig:
-    urls = _tunnel_urls(section)
-    venue = section.text("venue", required=True)
-    if not venue:
-        raise ConfigError(section.key("venue"), "must not be empty")
-    token = section.secret("token", env)
-    initial = section.number("reconnect_initial_s", 0.5, 0.01)
-    cap = section.number("reconnect_max_s", 30.0, 0.01)
-    if cap < initial:
-        raise ConfigError(section.key("reconnect_max_s"), "must be >= reconnect_initial_s")
-    config = TunnelConfig(
+def _tunnel(table: TunnelTable, env: Mapping[str, str]) -> TunnelConfig:
+    urls = _tunnel_urls(table)
+    if not table.venue:
+        raise ConfigError("tunnel.venue", "must not be empty")
+    token = secret("tunnel.token", table.token, table.token_env, env)
+    if table.reconnect_max_s < table.reconnect_initial_s:
+        raise ConfigError("tunnel.reconnect_max_s", "must be >= reconnect_initial_s")
+    return TunnelConfig(
         url=urls[0],
         urls=urls if len(urls) > 1 else (),
-        venue=venue,
+        venue=table.venue,
         token=token,
-        reconnect_initial_s=initial,
-        reconnect_max_s=cap,
-        stable_after_s=section.number("stable_after_s", 30.0, 0.0),
-        health_interval_s=section.number("health_interval_s", 10.0, 0.05),
-        connect_timeout_s=section.number("connect_timeout_s", 10.0, 0.05),
-        ca_file=_ca_file(section),
+        reconnect_initial_s=table.reconnect_initial_s,
+        reconnect_max_s=table.reconnect_max_s,
+        stable_after_s=table.stable_after_s,
+        health_interval_s=table.health_interval_s,
+        connect_timeout_s=table.connect_timeout_s,
+        ca_file=_ca_file(table.ca_file),
     )
-    section.done()
-    return config
 
 
-def _ca_file(section: TomlTable) -> Path | None:
-    raw = section.text("ca_file", "")
+def _ca_file(raw: str) -> Path | None:
     if not raw:
         return None
     path = Path(raw).expanduser()
     if not path.is_file():
-        raise ConfigError(section.key("ca_file"), f"{raw!r}: no such file")
+        raise ConfigError("tunnel.ca_file", f"{raw!r}: no such file")
     return path
 
 
-def _drivers(section: TomlTable) -> dict[str, DriverConfig]:
+def _drivers(tables: Mapping[str, DriverTable]) -> dict[str, DriverConfig]:
     drivers: dict[str, DriverConfig] = {}
-    for name in list(section.data):
-        table = section.table(name)
-        url_text = table.text("url", required=True)
-        url = urlsplit(url_text)
+    for name, table in tables.items():
+        url = urlsplit(table.url)
         if not url.scheme:
-            raise ConfigError(table.key("url"), f"{url_text!r} has no scheme (e.g. simulator:)")
-        options = table.raw("options", {})
-        if not isinstance(options, dict):
-            raise ConfigError(table.key("options"), "must be a table")
-        table.done()
-        drivers[name] = DriverConfig(name, url, options)
+            raise ConfigError(
+                f"drivers.{name}.url", f"{table.url!r} has no scheme (e.g. simulator:)"
+            )
+        drivers[name] = DriverConfig(name, url, table.options)
     if not drivers:
         raise ConfigError("drivers", "at least one driver is required")
     return drivers
 
 
 def _locations(
-    section: TomlTable, drivers: Mapping[str, DriverConfig], env: Mapping[str, str]
+    tables: Mapping[str, LocationTable], drivers: Mapping[str, DriverConfig], env: Mapping[str, str]
 ) -> dict[str, LocationConfig]:
     locations: dict[str, LocationConfig] = {}
-    for loke_id in list(section.data):
-        table = section.table(loke_id)
-        driver = table.text("driver", required=True)
-        if driver not in drivers:
-            raise ConfigError(table.key("driver"), f"no driver named {driver!r} under [drivers]")
-        pos_location = table.text("pos_location", "1")
-        name = table.text("name", loke_id)
-        auth_t = table.table("auth")
-        scheme = auth_t.text("scheme", "bearer")
-        if scheme not in AUTH_SCHEMES:
-            raise ConfigError(auth_t.key("scheme"), f"must be one of {', '.join(AUTH_SCHEMES)}")
-        secrets = auth_t.raw("secrets", [])
-        if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
-            raise ConfigError(auth_t.key("secrets"), "must be a list of strings")
-        secrets_env = auth_t.text("secrets_env", "")
-        if secrets_env:
-            secrets = [*secrets, *filter(None, env.get(secrets_env, "").split(","))]
+    for loke_id, table in tables.items():
+        key = f"locations.{loke_id}"
+        if table.driver not in drivers:
+            raise ConfigError(f"{key}.driver", f"no driver named {table.driver!r} under [drivers]")
+        auth = table.auth
+        secrets = list(auth.secrets)
+        if auth.secrets_env:
+            secrets += filter(None, env.get(auth.secrets_env, "").split(","))
         if not secrets or any(len(s) < 16 for s in secrets):
-            raise ConfigError(auth_t.key("secrets"), "needs at least one secret of 16+ characters")
-        header = auth_t.text("signature_header", "X-Event-Signature")
-        auth_t.done()
-        table.done()
+            raise ConfigError(f"{key}.auth.secrets", "needs at least one secret of 16+ characters")
         locations[loke_id] = LocationConfig(
             loke_location_id=loke_id,
-            driver=driver,
-            pos_location=pos_location,
-            name=name,
-            auth=AuthConfig(scheme, tuple(secrets), header),
+            driver=table.driver,
+            pos_location=table.pos_location,
+            name=table.name if table.name is not None else loke_id,
+            auth=AuthConfig(auth.scheme, tuple(secrets), auth.signature_header),
         )
     return locations
 
 
-def _payments(section: TomlTable) -> PaymentsConfig:
-    retention_days = section.integer("idempotency_retention_days", 45, 1, 3650) or 45
-    pos_timeout = section.number("pos_timeout_s", 10.0, 0.05)
-    retry_after = section.integer("retry_after_s", 5, 1, 3600) or 5
-    limits_t = section.table("offline_limits")
-    totals_t = limits_t.table("max_total_minor")
-    totals: dict[str, int] = {}
-    for currency in list(totals_t.data):
+def _payments(table: PaymentsTable) -> PaymentsConfig:
+    limits_t = table.offline_limits
+    for currency in limits_t.max_total_minor:
         if currency not in CURRENCIES:
-            raise ConfigError(totals_t.key(currency), "unknown currency")
-        totals[currency] = totals_t.integer(currency, None, 0) or 0
-    totals_t.done()
-    age_hours = limits_t.integer("max_age_hours", 72, 1, 24 * 365)
+            raise ConfigError(
+                f"payments.offline_limits.max_total_minor.{currency}", "unknown currency"
+            )
     limits = OfflineLimits(
-        max_payment_minor=limits_t.integer("max_payment_minor", None, 1),
-        max_total_minor=totals,
-        max_count=limits_t.integer("max_count", None, 1),
-        max_age=timedelta(hours=age_hours) if age_hours else None,
+        max_payment_minor=limits_t.max_payment_minor,
+        max_total_minor=dict(limits_t.max_total_minor),
+        max_count=limits_t.max_count,
+        max_age=timedelta(hours=limits_t.max_age_hours),
     )
-    limits_t.done()
-    section.done()
-    retention = timedelta(days=retention_days)
+    retention = timedelta(days=table.idempotency_retention_days)
     if limits.max_age is not None and retention < limits.max_age + timedelta(days=1):
         raise ConfigError(
-            section.key("idempotency_retention_days"),
+            "payments.idempotency_retention_days",
             "must outlive the longest offline window (offline_limits.max_age_hours) by a day",
         )
-    return PaymentsConfig(retention, limits, pos_timeout, retry_after)
+    return PaymentsConfig(retention, limits, table.pos_timeout_s, table.retry_after_s)

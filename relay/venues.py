@@ -18,7 +18,7 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bridge.toml_table import ConfigError
+from common.settings import ConfigError
 
 VENUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.app import build_drivers
 from bridge.config import load_config, parse_config
-from bridge.toml_table import ConfigError
+from common.settings import ConfigError
 from tests.conftest import config_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,3 +152,11 @@ def test_plain_ws_is_allowed_to_loopback_and_the_token_may_come_from_the_environ
     assert parse_config(data, {"TUNNEL": "x" * 20}).tunnel.token == "x" * 20
     with pytest.raises(ConfigError, match=r"tunnel\.token_env"):
         parse_config(copy.deepcopy(data), {})
+
+
+def test_server_workers_is_accepted_ignored_and_logged(tmp_path, caplog):
+    """An upgraded venue's config may still say it; the bridge must start, and say why not."""
+    data = copy.deepcopy(config_data(tmp_path, server={"workers": 2}))
+    with caplog.at_level("WARNING", logger="common.settings"):
+        config = parse_config(data, {})
+    assert "server.workers no longer does anything" in caplog.text

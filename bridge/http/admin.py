@@ -9,15 +9,26 @@ no driver by name; a driver without it is 404 ``unknown_simulator``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel
 
 import bridge
 from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
+from bridge.http.admin_bodies import (
+    PaymentsQuery,
+    RetryRequest,
+    SimulatorItemRequest,
+    SimulatorModeRequest,
+    SimulatorTableRequest,
+    TillPaymentRequest,
+)
 from bridge.http.auth import check_admin
-from bridge.http.fields import Fields, parse_table_number
+from bridge.http.fields import parse_table_number
 from bridge.http.json_body import decode_json
+from bridge.http.validation import validate
 from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
 from bridge.runtime import RUNTIME, Runtime
 from common.errors import BadRequestError, ConflictError, NotFoundError
@@ -25,6 +36,8 @@ from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError
 
 routes = web.RouteTableDef()
+B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T", bound=SimulatorTableRequest)
 
 
 def _admin(request: web.Request) -> Runtime:
@@ -74,15 +87,8 @@ async def status(request: web.Request) -> web.Response:
 @routes.get("/api/payments")
 async def list_payments(request: web.Request) -> web.Response:
     runtime = _admin(request)
-    state_text = request.query.get("state", PaymentState.NEEDS_ATTENTION.value)
-    try:
-        state = PaymentState(state_text)
-    except ValueError as exc:
-        raise BadRequestError(
-            "invalid_field",
-            "state must be a payment state",
-            {"field": "state", "expected": [s.value for s in PaymentState]},
-        ) from exc
+    query = validate(PaymentsQuery, {k: request.query.getone(k) for k in request.query})
+    state = query.state
     payments = await runtime.store.payments_in_state(state)
     return web.json_response(
         {"state": state.value, "payments": [payment_status_json(p) for p in payments]}
@@ -119,9 +125,7 @@ async def payment_retry(request: web.Request) -> web.Response:
     """Send a payment that needs attention back to the outbox, once the bill is fixed."""
     runtime = _admin(request)
     platform, payment_id = request.match_info["platform"], request.match_info["payment_id"]
-    fields = await _json(request)
-    note = fields.string("reason", required=False, max_len=200) or "no reason given"
-    fields.done()
+    note = (await _body(request, RetryRequest)).reason or "no reason given"
     payment = await runtime.store.get_payment(platform, payment_id)
     if payment is None:
         raise NotFoundError("unknown_payment", "no such payment", {"paymentId": payment_id[:128]})
@@ -136,15 +140,14 @@ async def payment_retry(request: web.Request) -> web.Response:
 
 
 async def _simulator_table(
-    request: web.Request,
-) -> tuple[SimulatorControls, int, str, Fields]:
-    """What every simulator table route reads first: controls, table, POS location, body."""
+    request: web.Request, model: type[T]
+) -> tuple[SimulatorControls, int, str, T]:
+    """What every simulator table route reads first: controls, table, body, POS location."""
     runtime = _admin(request)
     controls = _simulator(runtime, request.match_info["driver"])
     table = parse_table_number(request.match_info["table"])
-    fields = await _json(request)
-    location = fields.string("posLocation", required=False, max_len=128) or "1"
-    return controls, table, location, fields
+    body = await _body(request, model)
+    return controls, table, body.pos_location or "1", body
 
 
 def _simulator(runtime: Runtime, name: str) -> SimulatorControls:
@@ -157,8 +160,9 @@ def _simulator(runtime: Runtime, name: str) -> SimulatorControls:
     return controls
 
 
-async def _json(request: web.Request) -> Fields:
-    return Fields(decode_json(await request.read() or b"{}"))  # as strict as the platforms' bodies
+async def _body(request: web.Request, model: type[B]) -> B:
+    """The body as ``model``, as strict as the platforms' bodies; an empty body is ``{}``."""
+    return validate(model, decode_json(await request.read() or b"{}"))
 
 
 @routes.post("/api/drivers/{driver}/simulator")
@@ -166,12 +170,15 @@ async def simulator_mode(request: web.Request) -> web.Response:
     """Make the simulated POS ``online``, ``offline`` or ``failing``, optionally slow."""
     runtime = _admin(request)
     controls = _simulator(runtime, request.match_info["driver"])
-    fields = await _json(request)
-    mode = fields.choice("mode", controls.modes() & frozenset(MODES))  # never beyond the API
-    latency = fields.minor_units("latencyMs", required=False, minimum=0)
-    fields.done()
-    assert mode is not None
-    setting = controls.set_mode(mode, latency)
+    body = await _body(request, SimulatorModeRequest)
+    mode = body.mode
+    offered = controls.modes() & frozenset(MODES)
+    if mode not in offered:  # this driver plays fewer modes than the API names
+        expected = "one of " + ", ".join(sorted(offered))
+        raise BadRequestError(
+            "invalid_field", f"mode must be {expected}", {"field": "mode", "expected": expected}
+        )
+    setting = controls.set_mode(mode, body.latency_ms)
     await runtime.health.probe_all()
     return web.json_response(
         {"driver": request.match_info["driver"], "mode": mode, "latencyMs": setting.latency_ms}
@@ -181,31 +188,25 @@ async def simulator_mode(request: web.Request) -> web.Response:
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/bill")
 async def simulator_seat(request: web.Request) -> web.Response:
     """Seat new guests: the table gets a fresh open bill if it has none."""
-    controls, table, location, fields = await _simulator_table(request)
-    fields.done()
+    controls, table, location, _ = await _simulator_table(request, SimulatorTableRequest)
     return web.json_response(bill_json(_sim_call(lambda: controls.open_new_bill(location, table))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/items")
 async def simulator_add_item(request: web.Request) -> web.Response:
     """A waiter adds a line to the open bill (its version changes: payers must re-fetch)."""
-    controls, table, location, fields = await _simulator_table(request)
+    controls, table, location, body = await _simulator_table(request, SimulatorItemRequest)
     item = BillItem(
-        name=fields.string("name", max_len=100) or "",
-        quantity=fields.minor_units("quantity", required=False) or 1,
-        amount=fields.minor_units("amount") or 0,
-        kind=ItemKind.ITEM,
+        name=body.name, quantity=body.quantity or 1, amount=body.amount, kind=ItemKind.ITEM
     )
-    fields.done()
     return web.json_response(bill_json(_sim_call(lambda: controls.add_item(location, table, item))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/till-payments")
 async def simulator_pay_at_till(request: web.Request) -> web.Response:
     """Staff take cash at the POS itself; the bridge only sees it by re-reading the bill."""
-    controls, table, location, fields = await _simulator_table(request)
-    amount = fields.minor_units("amount") or 0
-    fields.done()
+    controls, table, location, body = await _simulator_table(request, TillPaymentRequest)
+    amount = body.amount
     bill = _sim_call(lambda: controls.pay_at_till(location, table, amount))
     return web.json_response(bill_json(bill))
 

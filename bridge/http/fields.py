@@ -1,127 +1,114 @@
-"""Strict reading of a decoded JSON object: types checked, unknown fields refused.
+"""The field types of the bridge's HTTP contracts, each defined once as a pydantic type.
 
-Pure (no aiohttp): every complaint is a :class:`BadRequestError` whose ``details.field``
-names the field, so a platform engineer sees what to fix.
+A body model (``bridge/platforms/loke/bodies.py``, ``bridge/http/admin_bodies.py``) is built
+from these, and the same model both validates a request (``bridge/http/validation.py``) and
+writes its JSON Schema into the OpenAPI document, so what the document promises and what a
+route accepts cannot drift apart. Pure.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
 
 from common.errors import BadRequestError
 
-#: Unicode categories a label may not hold: controls (Cc) and line/paragraph separators
-#: (Zl, Zp), which would break a POS receipt or a log line. Format characters (Cf: the zero
-#: width joiner in an emoji, a soft hyphen) are fine.
-_BREAKING = frozenset({"Cc", "Zl", "Zp"})
-
 MAX_MINOR = 10**9  # 10 million in major units: above any single table payment
 
-_PRINTABLE_ASCII = re.compile(r"[!-~]*")
+#: Any character but a control character (Unicode Cc: U+0000–U+001F, U+007F–U+009F) or a
+#: line or paragraph separator (Zl U+2028, Zp U+2029), which would break a POS receipt or a
+#: log line. Format characters (Cf: the zero width joiner in an emoji, a soft hyphen) are
+#: fine. Written with ``\\uXXXX`` escapes, which pydantic's regex engine and JSON Schema's
+#: (ECMA-262) read alike.
+NO_BREAKS = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+#: Printable ASCII, no spaces: ids that are echoed in URLs and headers.
+PRINTABLE_ASCII = r"^[!-~]*$"
+
+#: How an error message words each pattern (``bridge/http/validation.py``).
+PATTERN_WORDS = {
+    NO_BREAKS: "without control characters or line breaks",
+    PRINTABLE_ASCII: "(printable ASCII, no spaces)",
+}
 
 
-def _unbroken(value: str) -> bool:
-    """No character of a :data:`_BREAKING` category. For ASCII those are exactly the
-    characters ``str.isprintable`` refuses (C0 controls and DEL), checked in C at once;
-    other text is looked up character by character."""
-    if value.isascii():
-        return value.isprintable()
-    return not any(unicodedata.category(c) in _BREAKING for c in value)
+def text(max_length: int) -> Any:
+    """``Annotated[str, text(n)]``: 1 to ``n`` characters, no control characters."""
+    return Field(min_length=1, max_length=max_length, pattern=NO_BREAKS)
 
 
-class Fields:
-    """One JSON object being read; call :meth:`done` last to refuse unread fields."""
-
-    def __init__(self, data: Any, prefix: str = "") -> None:
-        if not isinstance(data, dict):
-            raise BadRequestError(
-                "invalid_body" if not prefix else "invalid_field",
-                f"{prefix or 'the body'} must be a JSON object",
-                {"field": prefix or None},
-            )
-        self._data: dict[str, Any] = data
-        self._prefix = prefix
-        self._read: set[str] = set()
-
-    def _name(self, key: str) -> str:
-        return f"{self._prefix}.{key}" if self._prefix else key
-
-    def _get(self, key: str, required: bool) -> Any:
-        self._read.add(key)
-        if key not in self._data or self._data[key] is None:
-            if required:
-                raise BadRequestError(
-                    "missing_field", f"{self._name(key)} is required", {"field": self._name(key)}
-                )
-            return None
-        return self._data[key]
-
-    def _bad(self, key: str, expected: str) -> BadRequestError:
-        return BadRequestError(
-            "invalid_field",
-            f"{self._name(key)} must be {expected}",
-            {"field": self._name(key), "expected": expected},
-        )
-
-    def string(
-        self,
-        key: str,
-        *,
-        required: bool = True,
-        min_len: int = 1,
-        max_len: int = 256,
-        printable_ascii: bool = False,
-    ) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        expected = f"a string of {min_len} to {max_len} characters"
-        if not isinstance(value, str) or not min_len <= len(value) <= max_len:
-            raise self._bad(key, expected)
-        if printable_ascii:
-            if not _PRINTABLE_ASCII.fullmatch(value):
-                raise self._bad(key, expected + " (printable ASCII, no spaces)")
-        elif not _unbroken(value):
-            raise self._bad(key, expected + " without control characters or line breaks")
-        return value
-
-    def minor_units(self, key: str, *, required: bool = True, minimum: int = 1) -> int | None:
-        """An amount in minor units: an integer, never a float, never a bool."""
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if type(value) is not int or not minimum <= value <= MAX_MINOR:
-            raise self._bad(key, f"an integer number of minor units from {minimum} to {MAX_MINOR}")
-        return value
-
-    def choice(self, key: str, choices: frozenset[str], *, required: bool = True) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or value not in choices:
-            raise self._bad(key, "one of " + ", ".join(sorted(choices)))
-        return value
-
-    def object(self, key: str) -> Fields | None:
-        value = self._get(key, False)
-        return None if value is None else Fields(value, self._name(key))
-
-    def done(self) -> None:
-        unknown = sorted(set(self._data) - self._read)
-        if unknown:
-            raise BadRequestError(
-                "unknown_field",
-                f"{self._name(unknown[0])} is not a field of this request",
-                {"field": self._name(unknown[0]), "unknown": [self._name(k) for k in unknown]},
-            )
+def token(max_length: int) -> Any:
+    """``Annotated[str, token(n)]``: 1 to ``n`` printable ASCII characters (an id, a
+    version)."""
+    return Field(min_length=1, max_length=max_length, pattern=PRINTABLE_ASCII)
 
 
-def parse_table_number(text: str) -> int:
-    """LOKE tables are numeric: 1 to 999999, digits only."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+#: An amount in minor units: an integer (never a float, never a bool), 1 to :data:`MAX_MINOR`.
+MinorUnits = Annotated[int, Field(ge=1, le=MAX_MINOR)]
+#: A tip, a latency: as :data:`MinorUnits`, but 0 is allowed.
+NonNegative = Annotated[int, Field(ge=0, le=MAX_MINOR)]
+
+
+class Body(BaseModel):
+    """A JSON request body read strictly: no coercion (``"100"`` or ``100.0`` is not an
+    amount, ``1`` is not ``true``), and a field we do not know is refused, not dropped.
+    Fields are named in camelCase on the wire (``payment_id`` is ``paymentId``)."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        alias_generator=AliasGenerator(alias=to_camel),
+        regex_engine="rust-regex",
+    )
+
+
+class Reply(BaseModel):
+    """A JSON response body: the schema the OpenAPI document gives, and the serializer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=AliasGenerator(alias=to_camel),
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as sent: camelCase names; optional fields never set are left out."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def _table_pattern() -> str:
+    """1 to 6 digits, not all zero: one alternative per count of leading zeros (JSON Schema
+    has no lookahead that every validator supports)."""
+    options = [
+        "0" * zeros + "[1-9]" + (f"[0-9]{{0,{5 - zeros}}}" if zeros < 5 else "")
+        for zeros in range(6)
+    ]
+    return "^(?:" + "|".join(options) + ")$"
+
+
+#: A ``{table}`` path segment: LOKE's tables are numbered 1 to 999999, digits only (leading
+#: zeros allowed within six digits: ``000003`` is table 3).
+TableSegment = Annotated[str, Field(pattern=_table_pattern())]
+_TABLE = TypeAdapter(TableSegment)
+
+
+def parse_table_number(segment: str) -> int:
+    """The table a ``{table}`` path segment names.
+
+    Raises:
+        BadRequestError: ``invalid_table``, the segment is not a table number.
+    """
+    try:
+        return int(_TABLE.validate_python(segment))
+    except ValidationError as exc:
         raise BadRequestError(
-            "invalid_table", "the table must be a number from 1 to 999999", {"table": text[:32]}
-        )
-    return int(text)
+            "invalid_table", "the table must be a number from 1 to 999999", {"table": segment[:32]}
+        ) from exc
+
+
+def table_segment_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``{table}`` path parameter, from the type that validates it."""
+    return _TABLE.json_schema()

@@ -12,6 +12,7 @@ its STX and scanning again, so a real frame hidden behind garbage is still found
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 
 STX = 0x02  # ASCII start of text: every frame begins with it
@@ -34,29 +35,17 @@ MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES + OVERHEAD_BYTES
 #: Bytes kept while waiting for a frame to complete; more means the line is full of noise.
 MAX_BUFFER_BYTES = 2 * MAX_FRAME_BYTES
 
-CRC_POLY = 0x1021  # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0
+#: CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0. That is the
+#: XMODEM CRC the standard library computes (``binascii.crc_hqx``, in C) started at 0xFFFF
+#: instead of 0: the same polynomial, unreflected, with no final xor.
 CRC_INIT = 0xFFFF
 CRC_CHECK = 0x29B1  # crc16(b"123456789"), the catalogue's check value
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc16(data: bytes, crc: int = CRC_INIT) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (check value :data:`CRC_CHECK`)."""
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE of ``data`` (check value :data:`CRC_CHECK`); ``crc`` continues a
+    CRC over earlier bytes."""
+    return binascii.crc_hqx(data, crc)
 
 
 class FrameTooLargeError(ValueError):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.toml_table import ConfigError
 from bridge.uplink.client import next_epoch
+from common.settings import ConfigError
 from relay.config import load_relay_config, parse_relay_config
 from relay.venues import VenueTokens, add_venue, token_hash
 
@@ -88,6 +88,14 @@ def test_relay_config_errors_name_the_key_path(tmp_path, data, message):
     with pytest.raises(ConfigError) as caught:
         parse_relay_config(data, {}, tmp_path)
     assert message in str(caught.value)
+
+
+def test_fast_path_is_accepted_ignored_and_logged(tmp_path, caplog):
+    """An upgraded relay's config may still say it; the relay must start, and say why not."""
+    data = {"relay": {"operator_token": "o" * 20, "fast_path": False}}
+    with caplog.at_level("WARNING", logger="common.settings"):
+        config = parse_relay_config(data, {}, tmp_path)
+    assert "relay.fast_path no longer does anything" in caplog.text
 
 
 def test_tokens_are_stored_hashed_and_checked_per_venue(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bridge.toml_table import ConfigError
+from common.settings import ConfigError
 from relay.config import RateLimits, parse_relay_config
 from relay.ratelimit import HelloGuard, VenueRateLimiter
 from tests.relay.harness import OPERATOR_TOKEN, add_venues, raw_tunnel, relay_config, running_relay

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bridge.config import parse_config
-from bridge.toml_table import ConfigError
+from common.settings import ConfigError
 from relay.config import parse_relay_config
 from tests.conftest import config_data
 from tests.relay.harness import (

@@ -2,7 +2,8 @@
 
 Bills are rendered in LOKE's ``TableBills.Bill`` schema (``contracts/loke/bill.schema.json``)
 plus one field of ours, ``version``, which a payment quotes back. Payment bodies are read
-strictly: a field we do not know is refused, not dropped.
+strictly (``bodies.PaymentRequest``): a field we do not know is refused, not dropped; the
+answers are ``bodies``' reply models, so they are what the OpenAPI document says.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from typing import Any
 
 from bridge.core.bill import Bill, BillItem
 from bridge.core.idempotency import StoredResponse, request_fingerprint
-from bridge.core.money import CURRENCIES, Money
+from bridge.core.money import Money
 from bridge.core.payment import Payment
 from bridge.core.rules import PaymentClaim
-from bridge.http.fields import Fields
+from bridge.http.validation import validate
+from bridge.platforms.loke.bodies import (
+    PaymentApplied,
+    PaymentQueued,
+    PaymentRequest,
+    PaymentStatus,
+)
 
 DEFAULT_LABEL = "LOKE Pay at Table"
 
@@ -78,6 +85,8 @@ def bill_json(bill: Bill) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class PaymentBody:
+    """A payment as the services take it, read from LOKE's :class:`PaymentRequest`."""
+
     payment_id: str
     claim: PaymentClaim
     label: str
@@ -85,38 +94,31 @@ class PaymentBody:
 
 
 def parse_payment(body: Any, location_id: str, table: int) -> PaymentBody:
-    """Read an "add payment to table bill" body.
+    """Read an "add payment to table bill" body (decoded JSON).
 
     Raises:
         BadRequestError: a field is missing, of the wrong type, out of range, or unknown.
     """
-    fields = Fields(body)
-    payment_id = fields.string("paymentId", max_len=128, printable_ascii=True)
-    bill_ref = fields.string("billRef", max_len=128)
-    bill_version = fields.string("billVersion", max_len=64, printable_ascii=True)
-    currency = fields.choice("currency", CURRENCIES)
-    amount = fields.minor_units("amount")
-    tip = fields.minor_units("tip", required=False, minimum=0) or 0
-    label = fields.string("name", required=False, max_len=100)
-    customer = fields.object("customer")
-    customer_data: dict[str, str] = {}
-    if customer is not None:
-        for key in ("id", "firstName", "lastName", "email", "phoneNumber"):
-            value = customer.string(key, required=False, max_len=256)
-            if value is not None:
-                customer_data[key] = value
-        customer.done()
-    fields.done()
-    assert payment_id and bill_ref and bill_version and currency and amount  # required above
+    request = validate(PaymentRequest, body)
+    label = request.name
     if label is None:
-        names = " ".join(
-            filter(None, (customer_data.get("firstName"), customer_data.get("lastName")))
+        customer = request.customer
+        names = (
+            " ".join(filter(None, (customer.first_name, customer.last_name))) if customer else ""
         )
         label = f"{DEFAULT_LABEL} - {names}" if names else DEFAULT_LABEL
+    currency = request.currency
+    # The fingerprint hashes the body as sent, as it always has: stored fingerprints of
+    # payments taken before an upgrade must still match their retries.
     fingerprint = request_fingerprint({"location": location_id, "table": table, "body": body})
     return PaymentBody(
-        payment_id=payment_id,
-        claim=PaymentClaim(bill_ref, bill_version, Money(amount, currency), Money(tip, currency)),
+        payment_id=request.payment_id,
+        claim=PaymentClaim(
+            request.bill_ref,
+            request.bill_version,
+            Money(request.amount, currency),
+            Money(request.tip or 0, currency),
+        ),
         label=label,
         fingerprint=fingerprint,
     )
@@ -124,8 +126,8 @@ def parse_payment(body: Any, location_id: str, table: int) -> PaymentBody:
 
 def _payment_fields(payment: Payment) -> dict[str, Any]:
     return {
-        "paymentId": payment.id,
-        "billRef": payment.bill_ref,
+        "payment_id": payment.id,
+        "bill_ref": payment.bill_ref,
         "currency": payment.amount.currency,
         "amount": payment.amount.minor,
         "tip": payment.tip.minor,
@@ -136,35 +138,29 @@ class LokeRenderer:
     """How LOKE's URLs word a payment's success (the service stores these for replays)."""
 
     def applied(self, payment: Payment, bill: Bill | None) -> StoredResponse:
-        body: dict[str, Any] = {
-            "status": "applied",
-            **_payment_fields(payment),
-            "posReference": payment.pos_reference,
-        }
+        fields = _payment_fields(payment)
         if bill is not None:
-            body["balance"] = bill.balance.minor
-            body["billClosed"] = not bill.is_open
-            body["billVersion"] = bill.version
-        return StoredResponse(201, body)
+            fields.update(
+                balance=bill.balance.minor, bill_closed=not bill.is_open, bill_version=bill.version
+            )
+        body = PaymentApplied(status="applied", pos_reference=payment.pos_reference, **fields)
+        return StoredResponse(201, body.json_body())
 
     def queued(self, payment: Payment) -> StoredResponse:
-        return StoredResponse(
-            202,
-            {
-                "status": "queued",
-                **_payment_fields(payment),
-                "message": "recorded at the venue; it will be applied to the POS when it is "
-                "reachable",
-            },
+        body = PaymentQueued(
+            status="queued",
+            message="recorded at the venue; it will be applied to the POS when it is reachable",
+            **_payment_fields(payment),
         )
+        return StoredResponse(202, body.json_body())
 
 
 def payment_status_json(payment: Payment) -> dict[str, Any]:
-    return {
+    return PaymentStatus(
         **_payment_fields(payment),
-        "state": payment.state.value,
-        "posReference": payment.pos_reference,
-        "table": payment.table,
-        "created": rfc3339(payment.created_at),
-        "updated": rfc3339(payment.updated_at),
-    }
+        state=payment.state,
+        pos_reference=payment.pos_reference,
+        table=payment.table,
+        created=rfc3339(payment.created_at),
+        updated=rfc3339(payment.updated_at),
+    ).json_body()

@@ -11,11 +11,14 @@ from functools import cache
 from typing import Any
 
 import bridge
+from bridge.http.admin_bodies import PaymentsQuery
+from bridge.http.fields import table_segment_schema
 from bridge.platforms.loke.openapi_schemas import (
     component_schemas,
     error_content,
     json_content,
     lokes_bill_schema,
+    query_parameters,
     ref,
 )
 
@@ -32,7 +35,7 @@ _TABLE = {
     "name": "table",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9]{1,6}$"},
+    "schema": table_segment_schema(),
     "description": "Numeric table number (1–999999).",
 }
 _PLATFORM_AUTH: list[dict[str, list[str]]] = [{"lokeBearer": []}, {"lokeSignature": []}]
@@ -48,10 +51,23 @@ _SIMULATOR = {
 
 
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1},
+    }
 
 
-def _simulator_table_op(operation_id: str, summary: str, answer: str) -> dict[str, Any]:
+def _body(model: str, *, required: bool = True) -> dict[str, Any]:
+    """A JSON request body of the named component; not ``required``: an empty body is
+    ``{}``."""
+    return {"required": required, "content": {"application/json": {"schema": ref(model)}}}
+
+
+def _simulator_table_op(
+    operation_id: str, summary: str, answer: str, body: dict[str, Any]
+) -> dict[str, Any]:
     """A technician's simulator operation on one table, answered with the bill."""
     driver = _path_param("driver")
     return {
@@ -60,6 +76,7 @@ def _simulator_table_op(operation_id: str, summary: str, answer: str) -> dict[st
             "summary": summary,
             "security": _ADMIN_AUTH,
             "parameters": [driver, _TABLE],
+            "requestBody": body,
             "responses": {
                 "200": json_content(ref("Bill"), answer),
                 **_COMMON,
@@ -115,10 +132,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Add payment to table bill.",
                     "parameters": [_LOCATION, _TABLE],
                     "security": _PLATFORM_AUTH,
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": ref("PaymentRequest")}},
-                    },
+                    "requestBody": _body("PaymentRequest"),
                     "responses": {
                         "201": json_content(ref("PaymentApplied"), "Applied to the POS."),
                         "202": json_content(
@@ -170,7 +184,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "listPayments",
                     "summary": "Payments in one state.",
                     "security": _ADMIN_AUTH,
-                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
+                    "parameters": query_parameters(PaymentsQuery),
                     "responses": {"200": json_content({"type": "object"}, "Payments."), **_COMMON},
                 }
             },
@@ -196,17 +210,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Send a payment that needs attention back to the outbox.",
                     "security": _ADMIN_AUTH,
                     "parameters": [_path_param(n) for n in ("platform", "paymentId")],
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {"reason": {"type": "string", "maxLength": 200}},
-                                }
-                            }
-                        }
-                    },
+                    "requestBody": _body("RetryRequest", required=False),
                     "responses": {
                         "200": json_content(ref("PaymentStatus"), "Queued again."),
                         **_COMMON,
@@ -221,21 +225,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Simulated POS: the modes its driver offers, latency.",
                     "security": _ADMIN_AUTH,
                     "parameters": [_path_param("driver")],
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["mode"],
-                                    "properties": {
-                                        "mode": {"enum": ["online", "offline", "failing", "lossy"]},
-                                        "latencyMs": {"type": "integer", "minimum": 0},
-                                    },
-                                }
-                            }
-                        }
-                    },
+                    "requestBody": _body("SimulatorModeRequest"),
                     "responses": {
                         "200": json_content({"type": "object"}, "Mode set."),
                         **_COMMON,
@@ -244,13 +234,22 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/api/drivers/{driver}/simulator/tables/{table}/bill": _simulator_table_op(
-                "simulatorSeat", "Open a new bill on a table.", "The open bill."
+                "simulatorSeat",
+                "Open a new bill on a table.",
+                "The open bill.",
+                _body("SimulatorTableRequest", required=False),
             ),
             "/api/drivers/{driver}/simulator/tables/{table}/items": _simulator_table_op(
-                "simulatorAddItem", "Add a line to an open bill.", "The changed bill."
+                "simulatorAddItem",
+                "Add a line to an open bill.",
+                "The changed bill.",
+                _body("SimulatorItemRequest"),
             ),
             "/api/drivers/{driver}/simulator/tables/{table}/till-payments": _simulator_table_op(
-                "simulatorPayAtTill", "Staff take cash at the POS itself.", "The bill after it."
+                "simulatorPayAtTill",
+                "Staff take cash at the POS itself.",
+                "The bill after it.",
+                _body("TillPaymentRequest"),
             ),
             "/openapi.json": {
                 "get": {

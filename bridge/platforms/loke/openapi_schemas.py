@@ -1,16 +1,40 @@
 """The JSON schemas of the LOKE pay-at-table contract, for the OpenAPI document.
 
-``openapi.py`` assembles the paths; the shapes of bills, payments and errors live here.
+``openapi.py`` assembles the paths; the shapes come from here: bills from LOKE's own schema,
+every other body from the pydantic model that validates or serializes it
+(``bodies.py``, ``bridge/http/admin_bodies.py``), so the document cannot say one thing and
+the routes do another.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from bridge.core.money import CURRENCIES
-from bridge.http.fields import MAX_MINOR
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+
+from bridge.http.admin_bodies import (
+    PaymentsQuery,
+    RetryRequest,
+    SimulatorItemRequest,
+    SimulatorModeRequest,
+    SimulatorTableRequest,
+    TillPaymentRequest,
+)
+from bridge.platforms.loke.bodies import (
+    Error,
+    PaymentApplied,
+    PaymentQueued,
+    PaymentRequest,
+    PaymentStatus,
+    Tables,
+)
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def lokes_bill_schema() -> dict[str, Any]:
@@ -31,7 +55,7 @@ def _openapi_safe(bill: dict[str, Any]) -> dict[str, Any]:
 
 
 def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -42,20 +66,53 @@ def error_content(description: str) -> dict[str, Any]:
     return json_content(ref("Error"), description)
 
 
-#: What Fields.string accepts: any character but a control character (Unicode Cc) or a
-#: line or paragraph separator (Zl U+2028, Zp U+2029).
-_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+class _ContractSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every field (``"title": "Paymentid"``)."""
 
-_MINOR = {"type": "integer", "minimum": 1, "maximum": MAX_MINOR}
-_CURRENCY = {"type": "string", "enum": sorted(CURRENCIES)}
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
-_PAYMENT_FIELDS = {
-    "paymentId": {"type": "string"},
-    "billRef": {"type": "string"},
-    "currency": _CURRENCY,
-    "amount": {"type": "integer"},
-    "tip": {"type": "integer"},
-}
+
+#: Every body model, and the side of the wire it is on: a request is described as it is
+#: validated, a reply as it is serialized.
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (PaymentRequest, "validation"),
+    (PaymentsQuery, "validation"),
+    (RetryRequest, "validation"),
+    (SimulatorModeRequest, "validation"),
+    (SimulatorTableRequest, "validation"),
+    (SimulatorItemRequest, "validation"),
+    (TillPaymentRequest, "validation"),
+    (PaymentApplied, "serialization"),
+    (PaymentQueued, "serialization"),
+    (PaymentStatus, "serialization"),
+    (Tables, "serialization"),
+    (Error, "serialization"),
+]
+
+
+@cache
+def _model_schemas() -> dict[str, Any]:
+    _, top = models_json_schema(
+        _MODELS, ref_template=REF_TEMPLATE, schema_generator=_ContractSchema
+    )
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI query parameters, one per field of ``model``, with the field's schema."""
+    schema = _model_schemas()[model.__name__]
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, field in schema["properties"].items():
+        field = dict(field)
+        description = field.pop("description", None)
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": field}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
 
 
 def component_schemas() -> dict[str, Any]:
@@ -71,122 +128,6 @@ def component_schemas() -> dict[str, Any]:
         },
         "required": ["version", "table", "tipsAllowed"],
     }
-    return {
-        "Bill": bill_with_version,
-        "Error": {
-            "type": "object",
-            "required": ["error", "message", "details"],
-            "properties": {
-                "error": {"type": "string", "description": "Stable machine-readable code."},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-            },
-            "additionalProperties": False,
-        },
-        "PaymentRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["paymentId", "billRef", "billVersion", "currency", "amount"],
-            "properties": {
-                "paymentId": {
-                    "type": "string",
-                    "pattern": "^[!-~]{1,128}$",
-                    "description": "LOKE's payment id: the idempotency key.",
-                },
-                "billRef": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 128,
-                    "pattern": _NO_CONTROL,
-                    "description": "The bill's id, as fetched.",
-                },
-                "billVersion": {
-                    "type": "string",
-                    "pattern": "^[!-~]{1,64}$",
-                    "description": "The bill's version, as fetched.",
-                },
-                "currency": _CURRENCY,
-                "amount": {**_MINOR, "description": "Minor units paid toward the balance."},
-                "tip": {
-                    "type": ["integer", "null"],
-                    "minimum": 0,
-                    "maximum": MAX_MINOR,
-                    "default": 0,
-                },
-                "name": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": 100,
-                    "pattern": _NO_CONTROL,
-                    "description": "Label shown on the POS.",
-                },
-                "customer": {
-                    "type": ["object", "null"],
-                    "additionalProperties": False,
-                    "properties": {
-                        k: {
-                            "type": ["string", "null"],
-                            "minLength": 1,
-                            "maxLength": 256,
-                            "pattern": _NO_CONTROL,
-                        }
-                        for k in ("id", "firstName", "lastName", "email", "phoneNumber")
-                    },
-                },
-            },
-        },
-        "PaymentApplied": {
-            "type": "object",
-            "required": ["status", *_PAYMENT_FIELDS, "posReference"],
-            "properties": {
-                "status": {"const": "applied"},
-                **_PAYMENT_FIELDS,
-                "posReference": {"type": "string"},
-                "balance": {"type": "integer", "minimum": 0},
-                "billClosed": {"type": "boolean"},
-                "billVersion": {"type": "string"},
-            },
-            "additionalProperties": False,
-        },
-        "PaymentQueued": {
-            "type": "object",
-            "required": ["status", *_PAYMENT_FIELDS, "message"],
-            "properties": {
-                "status": {"const": "queued"},
-                **_PAYMENT_FIELDS,
-                "message": {"type": "string"},
-            },
-            "additionalProperties": False,
-        },
-        "PaymentStatus": {
-            "type": "object",
-            "required": [*_PAYMENT_FIELDS, "state", "table", "created", "updated"],
-            "properties": {
-                **_PAYMENT_FIELDS,
-                "state": {"enum": ["queued", "applying", "applied", "rejected", "needs_attention"]},
-                "posReference": {"type": ["string", "null"]},
-                "table": {"type": "integer"},
-                "created": {"type": "string", "format": "date-time"},
-                "updated": {"type": "string", "format": "date-time"},
-            },
-            "additionalProperties": False,
-        },
-        "Tables": {
-            "type": "object",
-            "required": ["locationId", "tables"],
-            "properties": {
-                "locationId": {"type": "string"},
-                "tables": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["number", "name"],
-                        "properties": {
-                            "number": {"type": "integer", "minimum": 1},
-                            "name": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
-    }
+    schemas = {"Bill": bill_with_version, **copy.deepcopy(_model_schemas())}
+    del schemas[PaymentsQuery.__name__]  # its fields are query parameters, not a body
+    return schemas
