@@ -23,6 +23,7 @@ import errno
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -150,6 +151,9 @@ async def run_demo(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
+    if relay_port is None:
+        relay_port = 0 if port == 0 else port + 1
+    _check_free(port, relay_port)  # before anything starts, so nothing has to be unwound
     own_dir = data_dir is None
     folder = Path(tempfile.mkdtemp(prefix="pos-bridge-demo-")) if data_dir is None else data_dir
     try:
@@ -168,7 +172,7 @@ async def _with_pos(
     data_dir: Path,
     exit_after_s: float | None,
     out: TextIO,
-    relay_port: int | None,
+    relay_port: int,
     pos: str,
     stop: asyncio.Event,
     temporary: bool,
@@ -185,6 +189,25 @@ async def _with_pos(
         assert control is not None
         emulator = (driver_url, control)
         await _run_demo(port, data_dir, exit_after_s, out, relay_port, emulator, stop, temporary)
+
+
+def _relay_flag(port: int, relay_port: int) -> str:
+    flag = "choose another with --relay-port N"
+    if relay_port and relay_port == port + 1:
+        flag += " (by default the relay takes --port + 1)"
+    return flag
+
+
+def _check_free(port: int, relay_port: int) -> None:
+    """Raise ``DemoError`` when a port the demo will bind is taken (binding it again later
+    still checks: another program may take it meanwhile)."""
+    for what, number, flag in (
+        ("the demo's relay", relay_port, _relay_flag(port, relay_port)),
+        ("the demo's bridge", port, "choose another with --port N"),
+    ):
+        if number:
+            with _port(what, number, flag), socket.create_server(("127.0.0.1", number)):
+                pass
 
 
 @contextlib.contextmanager
@@ -205,7 +228,7 @@ async def _run_demo(
     data_dir: Path,
     exit_after_s: float | None,
     out: TextIO,
-    relay_port: int | None,
+    relay_port: int,
     emulator: tuple[str, str] | None,
     stop: asyncio.Event,
     temporary: bool,
@@ -216,18 +239,13 @@ async def _run_demo(
     relay_dir = data_dir / "relay"
     relay_dir.mkdir(parents=True, exist_ok=True)
     relay_path = relay_dir / "relay.toml"
-    if relay_port is None:
-        relay_port = 0 if port == 0 else port + 1
     relay_path.write_text(relay_config_text(relay_port, operator_token))
     relay_config = load_relay_config(relay_path)
     venues = relay_config.venues_file
     venues.unlink(missing_ok=True)  # a fresh token each run
     token = add_venue(venues, VENUE)
 
-    flag = "choose another with --relay-port N"
-    if relay_port and relay_port == port + 1:
-        flag += " (by default the relay takes --port + 1)"
-    with _port("the demo's relay", relay_port, flag):
+    with _port("the demo's relay", relay_port, _relay_flag(port, relay_port)):
         relay_server = await start_relay_server(relay_config, "127.0.0.1", relay_port)
     try:
         relay_base = f"http://127.0.0.1:{relay_server.port}"
