@@ -201,13 +201,13 @@ async def bench_driver(
             call: Callable[[int, int], Awaitable[object]], level: int
         ) -> dict[str, Any]:
             """One measurement, with CPU ms per call of this process and of the POS's."""
-            pos_stat = Path(f"/proc/{target.pos_pid}/stat") if target.pos_pid else None
-            cpu, pos_cpu = time.process_time(), cpu_seconds(pos_stat) if pos_stat else 0.0
+            pos = target.pos_pid
+            cpu, pos_cpu = time.process_time(), cpu_seconds(pos) if pos else 0.0
             result = await measure(call, level, duration)
             calls = max(result["calls"], 1)
             result["bench_cpu_ms"] = round((time.process_time() - cpu) * 1000 / calls, 3)
-            if pos_stat is not None:
-                pos_ms = (cpu_seconds(pos_stat) - pos_cpu) * 1000 / calls
+            if pos:
+                pos_ms = (cpu_seconds(pos) - pos_cpu) * 1000 / calls
                 result["pos_cpu_ms"] = round(pos_ms, 3)
             return result
 
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "results": results,
     }
-    write_results(report, f"drivers-{time.strftime('%Y%m%d-%H%M%S')}")
+    write_results(report, "drivers")
     return 0
 
 

@@ -1,297 +1,342 @@
-"""Load generator: LOKE payment POSTs over raw HTTP/1.1 keep-alive, one asyncio process.
+"""The load generator, its own process: ``python -m bench.loadgen '<job as JSON>'``.
 
-Run by ``bench/payments.py`` as its own process (so it never shares a core's GIL with the
-bridge)::
+Two kinds of job, both against LOKE's URLs on 127.0.0.1 with the bearer secret:
 
-    python -m bench.loadgen '<job as JSON>'      # or: python bench/loadgen.py '<job>'
+- ``"payments"`` (closed loop, ``bench.payments``): ``concurrency`` connections, each with one
+  request in flight. Every table's bill is fetched once, then 1-minor-unit payments are POSTed
+  round-robin over the tables, each with a new ``paymentId``. Only 201/202 count as payments.
+- ``"bills"`` (open loop, ``bench.relay``): bill GETs due at ``t0 + i / rate``, issued then
+  whether or not earlier ones were answered (a slow server cannot slow the generator: no
+  coordinated omission), each on an idle keep-alive connection from a pool of at most
+  ``max_connections``. Latency runs from the *due* time, so queueing anywhere counts; requests
+  still unanswered ``drain_s`` after the schedule count as ``unanswered``.
 
-The job names the bridge's port, one location and its bearer secret, how many tables it has,
-the concurrency (= connections, each with one request in flight) and the warm-up and measured
-durations. The generator:
-
-1. GETs every table's bill once and keeps its ``id``/``version``/``currency``;
-2. POSTs payments of ``amount`` minor units round-robin over the tables, each with a new
-   ``paymentId`` and the bill's id and version as fetched (the version's charges part is what
-   the bridge checks, and payments do not change it), for ``warmup_s`` uncounted, then
-   ``duration_s`` counted;
-3. prints ``MARK start`` / ``MARK end`` lines when the counted window opens and closes (the
-   parent snapshots the bridge's counters and CPU then), and one ``RESULT {json}`` line.
-
-A request counts in the window if it *completes* inside it; only 201 and 202 are successes,
-every other status is an error (counted per status, first few bodies kept). The client is a
-small :class:`asyncio.Protocol` rather than a full HTTP library so that its own CPU per request
-stays far below the bridge's; it measures that CPU (``time.process_time``) and reports it.
-Every loop is bounded by the window's end, and a watchdog closes every connection 15 s after
-it, so the process always ends.
+Requests are counted when they complete in the window from ``warmup_s`` to ``warmup_s +
+duration_s``; ``MARK start`` / ``MARK end`` lines are printed as it opens and closes (the
+parent reads the servers' CPU then), then one ``RESULT {json}`` line. The HTTP client is a
+small :class:`asyncio.Protocol` on uvloop, not an HTTP library: the generator shares the two
+cores with what it measures, so its own CPU per request must stay well below theirs. It
+reads only what the bridge and the relay send (a status line, ``Content-Length``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import sys
 import time
 from collections import Counter
 from typing import Any, cast
 
-WATCHDOG_S = 15.0
-MAX_ERROR_SAMPLES = 5
-
-
-class HttpError(Exception):
-    """The connection failed or the server's answer could not be read."""
+import uvloop
 
 
 class Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection with at most one request in flight."""
+    """One keep-alive HTTP/1.1 connection, one request in flight, answers by callback."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_answer: Any, on_lost: Any) -> None:
+        self.on_answer, self.on_lost = on_answer, on_lost
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self._head_len = -1
-        self._need = -1
-        self._status = 0
+        self.buf = bytearray()
+        self.need = -1
+        self.head_len = 0
+        self.status = 0
+        self.tag: Any = None  # what the request in flight was
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
+    def send(self, tag: Any, raw: bytes) -> None:
+        self.tag = tag
+        assert self.transport is not None
+        self.transport.write(raw)
+
     def data_received(self, data: bytes) -> None:
-        self._buf += data
-        if self._need < 0:
-            end = self._buf.find(b"\r\n\r\n")
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(self._buf[:end]).split(b"\r\n")
-            length = -1
-            for line in head[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length < 0:  # the bridge always sends Content-Length (json_response)
-                self._fail(HttpError(f"no Content-Length in {head[0]!r}"))
+            head = bytes(self.buf[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:
+                self.connection_lost(ValueError("no Content-Length"))
                 return
-            self._status = int(head[0][9:12])
-            self._head_len = end + 4
-            self._need = self._head_len + length
-        if len(self._buf) >= self._need:
-            body = bytes(self._buf[self._head_len : self._need])
-            del self._buf[: self._need]
-            self._need = -1
-            self.answered(self._status, body)
-
-    def answered(self, status: int, body: bytes) -> None:
-        """A whole answer arrived (a subclass may take it without a future)."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, body))
+            length = int(head[at + 17 :].split(b"\r\n", 1)[0])
+            self.status, self.head_len = int(head[9:12]), end + 4
+            self.need = self.head_len + length
+        if len(self.buf) >= self.need:
+            body = bytes(self.buf[self.head_len : self.need])
+            del self.buf[: self.need]
+            self.need = -1
+            tag, self.tag = self.tag, None
+            self.on_answer(self, tag, self.status, body)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._fail(HttpError(f"connection lost: {exc}"))
-
-    def _fail(self, exc: Exception) -> None:
-        self.failed(exc)
-        if self.transport is not None:
-            self.transport.close()
-
-    def failed(self, exc: Exception) -> None:
-        """The connection broke or sent what cannot be read (a subclass may take it)."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        if self.closed or self.transport is None:
-            raise HttpError("connection closed")
-        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        self.transport.write(raw)
-        return await waiter
-
-    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            tag, self.tag = self.tag, None
+            self.on_lost(self, tag, exc)
         if self.transport is not None:
             self.transport.close()
 
 
-async def connect(host: str, port: int) -> Connection:
-    _, protocol = await asyncio.get_running_loop().create_connection(Connection, host, port)
-    return protocol
+def pct(values: list[int], p: float) -> float | None:
+    """The ``p``-th percentile of sorted nanoseconds, in ms."""
+    return values[min(len(values) - 1, int(p / 100 * len(values)))] / 1e6 if values else None
 
 
-class Job:
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.host: str = spec.get("host", "127.0.0.1")
-        self.port: int = spec["port"]
-        self.location: str = spec["location"]
-        self.secret: str = spec["secret"]
-        self.tables: int = spec["tables"]
-        self.concurrency: int = spec["concurrency"]
-        self.warmup_s: float = spec["warmup_s"]
-        self.duration_s: float = spec["duration_s"]
-        self.amount: int = spec.get("amount", 1)
-        self.id_prefix: str = spec["id_prefix"]
-        self.fetch_concurrency: int = spec.get("fetch_concurrency", 16)
-        if self.host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit("loadgen: only loopback targets are allowed")
-        self.base = f"/loke/v1/locations/{self.location}/tables"
-        self.common = (
-            f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {self.secret}\r\n"
-        ).encode()
-
-    def get_bill(self, table: int) -> bytes:
-        return f"GET {self.base}/{table}/bill HTTP/1.1\r\n".encode() + self.common + b"\r\n"
+def error_kind(status: int, body: bytes) -> str:
+    with contextlib.suppress(ValueError, AttributeError):
+        return f"{status} {json.loads(body)['error']}"
+    return str(status)
 
 
-def _payment_template(job: Job, table: int, bill: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
-    """(request line + headers up to Content-Length, body head, body tail) for one table."""
-    head = (
-        f"POST {job.base}/{table}/payments HTTP/1.1\r\n".encode()
-        + job.common
-        + b"Content-Type: application/json\r\nContent-Length: "
-    )
-    body_head = b'{"paymentId":"'
-    body_tail = (
-        f'","billRef":{json.dumps(bill["id"])},"billVersion":{json.dumps(bill["version"])},'
-        f'"currency":{json.dumps(bill["currency"])},"amount":{job.amount},"tip":0}}'
-    ).encode()
-    return head, body_head, body_tail
+class Run:
+    """What both kinds share: the target, the window, the counts, the marks."""
 
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.port: int = job["port"]
+        self.warmup_s, self.duration_s = job["warmup_s"], job["duration_s"]
+        self.base = f"{job.get('prefix', '')}/loke/v1/locations/{job['location']}/tables"
+        self.common = f"Host: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {job['secret']}\r\n"
+        self.tables: int = job["tables"]
+        self.latencies: list[int] = []
+        self.errors: Counter[str] = Counter()
+        self.samples: list[str] = []
+        self.ok = 0
+        self.cpu: dict[str, float] = {}
+        self.done = self.loop.create_future()
 
-async def fetch_bills(job: Job) -> tuple[list[tuple[int, dict[str, Any]]], Counter[int]]:
-    """Every table's open bill, fetched once (tables without one are skipped)."""
-    bills: list[tuple[int, dict[str, Any]]] = []
-    statuses: Counter[int] = Counter()
-    todo = list(range(job.tables, 0, -1))
+    def window(self, t0: int) -> None:
+        self.start_ns = t0 + int(self.warmup_s * 1e9)
+        self.end_ns = self.start_ns + int(self.duration_s * 1e9)
+        for name, at in (("start", self.start_ns), ("end", self.end_ns)):
+            self.loop.call_later(max(0.0, (at - time.perf_counter_ns()) / 1e9), self.mark, name)
 
-    async def fetcher() -> None:
-        conn = await connect(job.host, job.port)
-        try:
-            while todo:
-                table = todo.pop()
-                status, body = await conn.request(job.get_bill(table))
-                statuses[status] += 1
-                if status == 200:
-                    bills.append((table, json.loads(body)))
-        finally:
-            conn.close()
-
-    async with asyncio.timeout(120):
-        await asyncio.gather(*(fetcher() for _ in range(min(job.fetch_concurrency, job.tables))))
-    bills.sort(key=lambda item: item[0])
-    return bills, statuses
-
-
-async def run(job: Job) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    fetch_started = time.perf_counter()
-    bills, fetch_statuses = await fetch_bills(job)
-    fetch_s = time.perf_counter() - fetch_started
-    if not bills:
-        raise SystemExit(f"loadgen: no open bill fetched ({dict(fetch_statuses)})")
-    templates = [_payment_template(job, table, bill) for table, bill in bills]
-    min_balance = min(bill["balance"] for _, bill in bills)
-
-    conns = [await connect(job.host, job.port) for _ in range(job.concurrency)]
-    t0 = time.perf_counter()
-    start = t0 + job.warmup_s
-    end = start + job.duration_s
-    cpu_marks: dict[str, float] = {}
-
-    def mark(name: str) -> None:
-        cpu_marks[name] = time.process_time()
+    def mark(self, name: str) -> None:
+        self.cpu[name] = time.process_time()
         sys.stdout.write(f"MARK {name}\n")
         sys.stdout.flush()
 
-    loop.call_at(loop.time() + job.warmup_s, mark, "start")
-    loop.call_at(loop.time() + job.warmup_s + job.duration_s, mark, "end")
-    watchdog = loop.call_at(
-        loop.time() + job.warmup_s + job.duration_s + WATCHDOG_S,
-        lambda: [c.close() for c in conns],
-    )
+    def error(self, kind: str, sample: str) -> None:
+        self.errors[kind] += 1
+        if len(self.samples) < 5:
+            self.samples.append(sample[:300])
 
-    latencies: list[int] = []
-    statuses: Counter[int] = Counter()
-    warmup_statuses: Counter[int] = Counter()
-    error_samples: list[str] = []
-    transport_errors = 0
+    async def connect(self, protocol: Any) -> Connection:
+        _, conn = await self.loop.create_connection(protocol, "127.0.0.1", self.port)
+        return cast(Connection, conn)
+
+    def result(self) -> dict[str, Any]:
+        self.latencies.sort()
+        cpu_s = self.cpu.get("end", 0.0) - self.cpu.get("start", 0.0)
+        return {
+            "ok": self.ok,
+            "per_s": self.ok / self.duration_s,
+            "errors": sum(self.errors.values()),
+            "errors_by_kind": dict(self.errors),
+            "error_samples": self.samples,
+            "p50_ms": pct(self.latencies, 50),
+            "p99_ms": pct(self.latencies, 99),
+            "client_cpu_pct": round(100 * cpu_s / self.duration_s, 1),
+        }
+
+
+# -- closed loop: payments ---------------------------------------------------------------------
+
+
+async def payments(job: dict[str, Any]) -> dict[str, Any]:
+    run = Run(job)
+    answers: dict[Connection, asyncio.Future[tuple[int, bytes]]] = {}
+
+    def answered(conn: Connection, _tag: Any, status: int, body: bytes) -> None:
+        answers.pop(conn).set_result((status, body))
+
+    def lost(conn: Connection, _tag: Any, exc: Exception | None) -> None:
+        if (future := answers.pop(conn, None)) is not None:
+            future.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    async def request(conn: Connection, raw: bytes) -> tuple[int, bytes]:
+        if conn.closed:
+            raise ConnectionError("connection closed")
+        answers[conn] = run.loop.create_future()
+        conn.send(None, raw)
+        return await answers[conn]
+
+    def protocol() -> Connection:
+        return Connection(answered, lost)
+
+    bills = []
+    fetcher = await run.connect(protocol)
+    for table in range(1, run.tables + 1):
+        raw = f"GET {run.base}/{table}/bill HTTP/1.1\r\n{run.common}\r\n".encode()
+        status, body = await request(fetcher, raw)
+        if status == 200:
+            bill = json.loads(body)
+            tail = (
+                f',"billRef":{json.dumps(bill["id"])},"billVersion":{json.dumps(bill["version"])}'
+                f',"currency":{json.dumps(bill["currency"])},"amount":1,"tip":0}}'
+            )
+            head = (
+                f"POST {run.base}/{table}/payments HTTP/1.1\r\n{run.common}"
+                "Content-Type: application/json\r\nContent-Length: "
+            )
+            bills.append((head.encode(), tail.encode()))
+    fetcher.transport.close()  # type: ignore[union-attr]
+    if not bills:
+        raise SystemExit("loadgen: no open bill fetched")
+    conns = [await run.connect(protocol) for _ in range(job["concurrency"])]
+    run.window(time.perf_counter_ns())
     sent = 0
-    perf_ns = time.perf_counter_ns
-    start_ns, end_ns = int(start * 1e9), int(end * 1e9)
-    n_tables = len(templates)
 
     async def worker(index: int) -> None:
-        nonlocal sent, transport_errors
-        conn = conns[index]
+        nonlocal sent
         seq = 0
-        while time.perf_counter() < end:
-            head, body_head, body_tail = templates[sent % n_tables]
-            sent += 1
-            seq += 1
-            body = body_head + f"{job.id_prefix}-{index}-{seq}".encode() + body_tail
+        while time.perf_counter_ns() < run.end_ns:
+            head, tail = bills[sent % len(bills)]
+            body = f'{{"paymentId":"{job["id_prefix"]}-{index}-{seq}"'.encode() + tail
             raw = head + str(len(body)).encode() + b"\r\n\r\n" + body
-            began = perf_ns()
+            sent, seq = sent + 1, seq + 1
+            began = time.perf_counter_ns()
             try:
-                status, answer = await conn.request(raw)
-            except HttpError as exc:
-                transport_errors += 1
-                if len(error_samples) < MAX_ERROR_SAMPLES:
-                    error_samples.append(f"transport: {exc}")
-                if time.perf_counter() >= end:
-                    return
-                conn = conns[index] = await connect(job.host, job.port)
+                status, answer = await request(conns[index], raw)
+            except ConnectionError as exc:
+                run.error("transport", str(exc))
+                conns[index] = await run.connect(protocol)
                 continue
-            done = perf_ns()
-            if start_ns <= done < end_ns:
-                latencies.append(done - began)
-                statuses[status] += 1
-                if status not in (201, 202) and len(error_samples) < MAX_ERROR_SAMPLES:
-                    error_samples.append(f"{status}: {answer[:300].decode(errors='replace')}")
-            elif done < start_ns:
-                warmup_statuses[status] += 1
+            done = time.perf_counter_ns()
+            if run.start_ns <= done < run.end_ns:
+                if status in (201, 202):
+                    run.ok += 1
+                    run.latencies.append(done - began)
+                else:
+                    run.error(error_kind(status, answer), f"{status}: {answer[:200]!r}")
 
-    await asyncio.gather(*(worker(i) for i in range(job.concurrency)))
-    watchdog.cancel()
+    async with asyncio.timeout(run.warmup_s + run.duration_s + 30):
+        await asyncio.gather(*(worker(i) for i in range(job["concurrency"])))
     for conn in conns:
-        conn.close()
-    cpu_s = cpu_marks.get("end", time.process_time()) - cpu_marks.get("start", 0.0)
-    ok = statuses[201] + statuses[202]
-    latencies.sort()
+        conn.transport.close()  # type: ignore[union-attr]
+    return {"concurrency": job["concurrency"], **run.result()}
 
-    def pct(p: float) -> float | None:
-        if not latencies:
-            return None
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] / 1e6
 
-    return {
-        "concurrency": job.concurrency,
-        "location": job.location,
-        "tables_with_bills": n_tables,
-        "min_balance_minor": min_balance,
-        "fetch_s": round(fetch_s, 3),
-        "fetch_statuses": {str(k): v for k, v in fetch_statuses.items()},
-        "duration_s": job.duration_s,
-        "warmup_s": job.warmup_s,
-        "warmup_statuses": {str(k): v for k, v in warmup_statuses.items()},
-        "completed": len(latencies),
-        "ok": ok,
-        "errors": len(latencies) - ok + transport_errors,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "transport_errors": transport_errors,
-        "error_samples": error_samples,
-        "payments_per_s": ok / job.duration_s,
-        "latency_ms": {
-            "p50": pct(50),
-            "p90": pct(90),
-            "p99": pct(99),
-            "max": latencies[-1] / 1e6 if latencies else None,
-            "mean": sum(latencies) / len(latencies) / 1e6 if latencies else None,
-        },
-        "client_cpu_s": cpu_s,
-        "client_cpu_pct": 100 * cpu_s / job.duration_s,
-        "client_cpu_us_per_request": 1e6 * cpu_s / len(latencies) if latencies else None,
-    }
+# -- open loop: bill fetches -------------------------------------------------------------------
+
+
+async def bills(job: dict[str, Any]) -> dict[str, Any]:
+    run = Run(job)
+    rate, max_conns, drain_s = job["rate"], job.get("max_connections", 256), job["drain_s"]
+    raws = [
+        f"GET {run.base}/{t}/bill HTTP/1.1\r\n{run.common}\r\n".encode()
+        for t in range(1, run.tables + 1)
+    ]
+    total = int(rate * (run.warmup_s + run.duration_s))
+    interval_ns = 1e9 / rate
+    idle: list[Connection] = []
+    waiting: collections.deque[int] = collections.deque()  # issued, no connection free yet
+    live = 0  # connections open or opening
+    outstanding: set[int] = set()  # counted requests not yet answered
+    unfinished = 0
+    issued = 0
+    t0 = time.perf_counter_ns() + 50_000_000
+
+    def due(i: int) -> int:
+        return t0 + int(i * interval_ns)
+
+    def counted(i: int) -> bool:
+        return run.start_ns <= due(i) < run.end_ns
+
+    def settled(i: int) -> None:
+        nonlocal unfinished
+        outstanding.discard(i)
+        unfinished -= 1
+        if issued >= total and unfinished == 0 and not run.done.done():
+            run.done.set_result(None)
+
+    def next_for(conn: Connection) -> None:
+        if waiting:
+            i = waiting.popleft()
+            conn.send(i, raws[i % len(raws)])
+        else:
+            idle.append(conn)
+
+    def answered(conn: Connection, i: int, status: int, body: bytes) -> None:
+        done = time.perf_counter_ns()
+        if status == 200 and run.start_ns <= done < run.end_ns:
+            run.ok += 1
+        if counted(i):
+            if status == 200:
+                run.latencies.append(done - due(i))
+            else:
+                run.error(error_kind(status, body), f"{status}: {body[:200]!r}")
+        next_for(conn)
+        settled(i)
+
+    def lost(conn: Connection, i: int | None, exc: Exception | None) -> None:
+        nonlocal live
+        live -= 1
+        with contextlib.suppress(ValueError):
+            idle.remove(conn)
+        if i is not None:
+            if counted(i):
+                run.error("transport", f"transport: {exc}")
+            settled(i)
+        if waiting:
+            grow()
+
+    async def open_one() -> None:
+        nonlocal live
+        try:
+            next_for(await run.connect(lambda: Connection(answered, lost)))
+        except OSError as exc:
+            live -= 1
+            if waiting:
+                i = waiting.popleft()
+                if counted(i):
+                    run.error(f"connect {type(exc).__name__}", str(exc))
+                settled(i)
+
+    def grow() -> None:
+        nonlocal live
+        if live < max_conns:
+            live += 1
+            run.loop.create_task(open_one())
+
+    def tick() -> None:
+        """Issue every request now due; every millisecond until all are (libuv counts timers
+        in whole milliseconds: a shorter delay is none, and spins)."""
+        nonlocal issued, unfinished
+        due_now = min(total, int((time.perf_counter_ns() - t0) / interval_ns) + 1)
+        while issued < due_now:
+            i, issued, unfinished = issued, issued + 1, unfinished + 1
+            if counted(i):
+                outstanding.add(i)
+            if idle:
+                idle.pop().send(i, raws[i % len(raws)])
+            else:
+                waiting.append(i)
+                grow()
+        if issued < total:
+            run.loop.call_later(0.001, tick)
+
+    for _ in range(min(32, max_conns)):
+        live += 1
+        idle.append(await run.connect(lambda: Connection(answered, lost)))
+    run.window(t0)
+    run.loop.call_later((t0 - time.perf_counter_ns()) / 1e9, tick)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(run.done), run.warmup_s + run.duration_s + drain_s)
+    while len(run.cpu) < 2:  # the window's end is at most one tick away
+        await asyncio.sleep(0.001)
+    if outstanding:
+        run.errors["unanswered"] += len(outstanding)
+    for conn in idle:
+        conn.transport.close()  # type: ignore[union-attr]
+    return {"rate": rate, **run.result()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    job = Job(json.loads(args[0]))
-    result = asyncio.run(run(job))
+    job = json.loads(args[0])
+    kind = {"payments": payments, "bills": bills}[job["kind"]]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result = runner.run(kind(job))
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0

@@ -123,7 +123,7 @@ def main() -> None:
     worst = max(p["ratio_to_wire_time"] for p in report["phases"])
     verdict = "met" if worst <= 1.3 else "NOT met"
     print(f"worst ratio to wire time: {worst:.3f} (target <= 1.3: {verdict})")
-    write_results(report, f"serial-wire-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    write_results(report, "serial-wire")
 
 
 if __name__ == "__main__":

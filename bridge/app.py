@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
@@ -192,9 +192,18 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         if removed:
             logger.info("forgot %d idempotency record(s) older than %s", removed, cutoff)
 
+    def quiet(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        # A job cut short by the shutdown below ends quietly: APScheduler would log the
+        # cancellation as the job's failure, traceback and all (a stop during start-up).
+        async def run() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job()
+
+        return run
+
     scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
     scheduler.add_job(
-        runtime.health.probe_all,
+        quiet(runtime.health.probe_all),
         "interval",
         seconds=config.health_probe_interval_s,
         id="pos-health",
@@ -202,7 +211,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
     )
     scheduler.add_job(
-        prune,
+        quiet(prune),
         "interval",
         hours=6,
         id="prune-idempotency",
@@ -211,7 +220,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
     )
     scheduler.add_job(
-        runtime.payments.flush_snapshots,
+        quiet(runtime.payments.flush_snapshots),
         "interval",
         seconds=FLUSH_INTERVAL_S,
         id="bill-snapshots",

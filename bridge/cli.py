@@ -175,13 +175,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.demo import DemoError, run_demo
 
-    asyncio.run(
-        run_demo(
-            args.port, args.data_dir, args.exit_after, relay_port=args.relay_port, pos=args.pos
+    try:
+        asyncio.run(
+            run_demo(
+                args.port, args.data_dir, args.exit_after, relay_port=args.relay_port, pos=args.pos
+            )
         )
-    )
+    except DemoError as exc:
+        print(f"pos-bridge demo: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,14 +9,24 @@ audit trail, take the POS offline and pay anyway, ask the relay for the venue's 
 ``--pos serial|tcp|file`` puts the POS emulator (the same simulated bills speaking that wire
 protocol over a pty, a TCP port or a folder) behind the real driver instead, and the
 "offline" lines then silence the emulator through its control API.
+
+Without ``--data-dir`` everything (configs, tokens, databases) goes in a fresh temporary
+folder, removed when the demo stops (``--exit-after``, Ctrl-C, SIGTERM). A port already taken
+ends the demo with one line naming it and the flag that changes it (``DemoError``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import secrets
+import shutil
+import signal
+import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -38,6 +48,13 @@ TUNNEL_WAIT_S = 10.0
 POS_CHOICES = ("simulator", "serial", "tcp", "file")
 #: A silenced emulator answers nothing; the demo's driver gives up on it after this long.
 EMULATED_TIMEOUT_MS = 1000
+#: How often the demo's bridge probes the POS: once it is back, a queued payment is applied
+#: within about this long (plus one attempt), which the printed guide promises.
+PROBE_INTERVAL_S = 1.0
+
+
+class DemoError(Exception):
+    """Why the demo cannot run, in one line for the terminal (``pos-bridge demo`` exits 1)."""
 
 
 def relay_config_text(port: int, operator_token: str) -> str:
@@ -81,6 +98,9 @@ log_level = "warning"
 host = "127.0.0.1"
 port = {port}
 
+[health]
+probe_interval_s = {PROBE_INTERVAL_S}
+
 [drivers.main]
 {driver}
 
@@ -112,16 +132,95 @@ async def run_demo(
     relay_port: int | None = None,
     pos: str = "simulator",
 ) -> None:
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pos-bridge-demo-"))
+    """Run the demo until ``exit_after_s``, SIGINT or SIGTERM; its own temporary folder (when
+    ``data_dir`` is None) is removed on the way out.
+
+    Raises:
+        DemoError: a port the demo binds is taken (or not allowed).
+    """
+    stop = asyncio.Event()
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # Until the bridge serves, ``stop`` is not yet awaited: cancel the start-up instead.
+        # ``run_bridge`` then installs its own handlers, which set ``stop``.
+        stop.set()
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    if relay_port is None:
+        relay_port = 0 if port == 0 else port + 1
+    _check_free(port, relay_port)  # before anything starts, so nothing has to be unwound
+    own_dir = data_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="pos-bridge-demo-")) if data_dir is None else data_dir
+    try:
+        await _with_pos(port, folder, exit_after_s, out, relay_port, pos, stop, own_dir)
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+        task.uncancel()  # our own signal: a normal stop
+    finally:
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _with_pos(
+    port: int,
+    data_dir: Path,
+    exit_after_s: float | None,
+    out: TextIO,
+    relay_port: int,
+    pos: str,
+    stop: asyncio.Event,
+    temporary: bool,
+) -> None:
+    """The demo with the simulator, or with the POS emulator behind the ``pos`` driver."""
     if pos == "simulator":
-        await _run_demo(port, data_dir, exit_after_s, out, relay_port, None)
+        await _run_demo(port, data_dir, exit_after_s, out, relay_port, None, stop, temporary)
         return
     urls = {"serial": "serial:pty", "tcp": "tcp://127.0.0.1:0", "file": f"file://{data_dir}/pos"}
     (data_dir / "pos").mkdir(parents=True, exist_ok=True)
     emulated = make_pos(data_dir / "emulated-pos.sqlite3", tables=8)
+    # The emulator's ports (wire and control API) are picked free (0): they cannot clash.
     async with running_emulator(urls[pos], emulated, control_port=0) as (driver_url, control):
         assert control is not None
-        await _run_demo(port, data_dir, exit_after_s, out, relay_port, (driver_url, control))
+        emulator = (driver_url, control)
+        await _run_demo(port, data_dir, exit_after_s, out, relay_port, emulator, stop, temporary)
+
+
+def _relay_flag(port: int, relay_port: int) -> str:
+    flag = "choose another with --relay-port N"
+    if relay_port and relay_port == port + 1:
+        flag += " (by default the relay takes --port + 1)"
+    return flag
+
+
+def _check_free(port: int, relay_port: int) -> None:
+    """Raise ``DemoError`` when a port the demo will bind is taken (binding it again later
+    still checks: another program may take it meanwhile)."""
+    for what, number, flag in (
+        ("the demo's relay", relay_port, _relay_flag(port, relay_port)),
+        ("the demo's bridge", port, "choose another with --port N"),
+    ):
+        if number:
+            with _port(what, number, flag), socket.create_server(("127.0.0.1", number)):
+                pass
+
+
+@contextlib.contextmanager
+def _port(what: str, port: int, flag: str) -> Iterator[None]:
+    """Binding ``port`` inside: a taken or forbidden port becomes a one-line ``DemoError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise DemoError(f"port {port} ({what}) is already in use: {flag}") from None
+        if exc.errno == errno.EACCES:
+            raise DemoError(f"port {port} ({what}) is not allowed: {flag}") from None
+        raise
 
 
 async def _run_demo(
@@ -129,8 +228,10 @@ async def _run_demo(
     data_dir: Path,
     exit_after_s: float | None,
     out: TextIO,
-    relay_port: int | None,
+    relay_port: int,
     emulator: tuple[str, str] | None,
+    stop: asyncio.Event,
+    temporary: bool,
 ) -> None:
     """The demo with the simulator, or with ``emulator`` = (driver URL, control API URL)."""
     admin_token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -138,15 +239,14 @@ async def _run_demo(
     relay_dir = data_dir / "relay"
     relay_dir.mkdir(parents=True, exist_ok=True)
     relay_path = relay_dir / "relay.toml"
-    if relay_port is None:
-        relay_port = 0 if port == 0 else port + 1
     relay_path.write_text(relay_config_text(relay_port, operator_token))
     relay_config = load_relay_config(relay_path)
     venues = relay_config.venues_file
     venues.unlink(missing_ok=True)  # a fresh token each run
     token = add_venue(venues, VENUE)
 
-    relay_server = await start_relay_server(relay_config, "127.0.0.1", relay_port)
+    with _port("the demo's relay", relay_port, _relay_flag(port, relay_port)):
+        relay_server = await start_relay_server(relay_config, "127.0.0.1", relay_port)
     try:
         relay_base = f"http://127.0.0.1:{relay_server.port}"
         config_path = data_dir / "demo.toml"
@@ -163,22 +263,24 @@ async def _run_demo(
         )
         config = load_config(config_path)
         configure_logging(config)
-        stop = asyncio.Event()
 
         async def ready(runner: web.AppRunner, bound_port: int) -> None:
             registry = relay_server.relay.registry
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TUNNEL_WAIT_S
-            while registry.get(VENUE) is None and loop.time() < deadline:
+            while registry.get(VENUE) is None and loop.time() < deadline and not stop.is_set():
                 await asyncio.sleep(0.02)
+            if stop.is_set():
+                return
             base = f"http://127.0.0.1:{bound_port}"
             guide = Guide(base, relay_base, admin_token, secret, operator_token, config_path)
-            guide.emulator = emulator
+            guide.emulator, guide.temporary = emulator, temporary
             await _print_guide(guide, out)
             if exit_after_s is not None:
                 loop.call_later(exit_after_s, stop.set)
 
-        await run_bridge(config, ready=ready, stop=stop)
+        with _port("the demo's bridge", port, "choose another with --port N"):
+            await run_bridge(config, ready=ready, stop=stop)
     finally:
         await relay_server.close()
 
@@ -192,6 +294,7 @@ class Guide:
         self.base, self.relay, self.admin, self.secret = base, relay, admin, secret
         self.operator, self.config_path = operator, config_path
         self.emulator: tuple[str, str] | None = None  # (driver URL, control API URL)
+        self.temporary = False  # the data folder is the demo's own, removed when it stops
 
     def pos_switch(self, online: bool) -> str:
         """The curl line that takes the POS offline or brings it back."""
@@ -241,10 +344,12 @@ async def _print_guide(guide: Guide, out: TextIO) -> None:
         pos_line = "simulated POS (8 tables with open bills)"
     else:
         pos_line = f"POS emulator at {guide.emulator[0]} (8 tables with open bills)"
+    kept = "removed when the demo stops" if guide.temporary else "kept: --data-dir"
     lines = [
         "",
         f"POS Bridge demo: relay + bridge + {pos_line} on 127.0.0.1",
         f"  config:       {config_path}",
+        f"  data:         {config_path.parent}   ({kept})",
         f"  relay:        {guide.relay}   (platforms call {guide.relay}/v/{VENUE}/...)",
         f"  bridge:       {base}   (the venue; reached through its tunnel)",
         f"  OpenAPI:      {base}/openapi.json",
@@ -266,9 +371,14 @@ async def _print_guide(guide: Guide, out: TextIO) -> None:
         pay("demo-pay-3", bill2["balance"] // 3, table=2, ref=bill2["id"], version=bill2["version"])
         + "   # 202 queued: durable at the venue",
         guide.pos_switch(online=True),
-        "# 7. status: POS online, queue depth (the queued payment has reached the POS)",
+        f"# 7. within a few seconds the bridge sees the POS back (it probes every "
+        f"{PROBE_INTERVAL_S:g} s) and applies",
+        '#    the queued payment: LOKE asks where it is ("queued", "applying", then "applied")',
+        f"curl -s {auth} {loke}/payments/demo-pay-3",
+        "# 8. status: posOnline (true once probed), queue depth (0 once that payment is applied)",
         f"curl -s {admin_auth} {base}/api/status",
-        "# 8. the relay's view of the venue: tunnel up, last heartbeat, POS online, queue depth",
+        "# 9. the relay's view of the venue: tunnel up, and the POS state and queue depth its last",
+        "#    heartbeat carried",
         f"curl -s -H 'Authorization: Bearer {guide.operator}' {guide.relay}/venues/{VENUE}/health",
         "",
         "Ctrl-C stops the demo.",

@@ -158,5 +158,5 @@ def test_server_workers_is_accepted_ignored_and_logged(tmp_path, caplog):
     """An upgraded venue's config may still say it; the bridge must start, and say why not."""
     data = copy.deepcopy(config_data(tmp_path, server={"workers": 2}))
     with caplog.at_level("WARNING", logger="common.settings"):
-        config = parse_config(data, {})
+        parse_config(data, {})
     assert "server.workers no longer does anything" in caplog.text

@@ -94,7 +94,7 @@ def test_fast_path_is_accepted_ignored_and_logged(tmp_path, caplog):
     """An upgraded relay's config may still say it; the relay must start, and say why not."""
     data = {"relay": {"operator_token": "o" * 20, "fast_path": False}}
     with caplog.at_level("WARNING", logger="common.settings"):
-        config = parse_relay_config(data, {}, tmp_path)
+        parse_relay_config(data, {}, tmp_path)
     assert "relay.fast_path no longer does anything" in caplog.text
 
 
