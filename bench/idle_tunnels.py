@@ -18,6 +18,7 @@ import json
 import resource
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -69,7 +70,9 @@ async def run(job: dict[str, Any]) -> None:
         async with gate:
             welcomed = asyncio.get_running_loop().create_future()
             task = asyncio.create_task(tunnel(job["port"], venue, token, welcomed))
-            done, _ = await asyncio.wait([welcomed, task], timeout=HANDSHAKE_TIMEOUT_S)
+            done, _ = await asyncio.wait(
+                [welcomed, task], timeout=HANDSHAKE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
             if welcomed in done:
                 outcomes["welcomed"] += 1
                 held.append(task)
@@ -90,4 +93,4 @@ async def run(job: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(json.loads(sys.argv[1])))
+    asyncio.run(run(json.loads(Path(sys.argv[1]).read_text())))

@@ -175,9 +175,11 @@ def part_b(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         before = rss_kib(relay.pid)
         for i in range(args.clients):
             job = {"port": relay.port, "tunnels": pairs[i * per : (i + 1) * per]}
+            job_file = folder / f"idle-job-{i}.json"  # thousands of tokens: too long for argv
+            job_file.write_text(json.dumps(job))
             clients.append(
                 subprocess.Popen(
-                    [python(), "-m", "bench.idle_tunnels", json.dumps(job)],
+                    [python(), "-m", "bench.idle_tunnels", str(job_file)],
                     env=child_env(),
                     stdout=subprocess.PIPE,
                     text=True,

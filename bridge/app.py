@@ -19,7 +19,6 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge.config import Config
-from bridge.http import admin
 from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
@@ -38,6 +37,7 @@ from bridge.services.steps import PaymentSteps
 from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
+from bridge.web import admin
 from common.middleware import error_middleware
 from common.settings import ConfigError
 from drivers.base import DriverSettings, PosDriver

@@ -23,7 +23,13 @@ from common.errors import (
 )
 from relay.config import RelayLimits
 from relay.registry import VenueLink
-from tunnel.asyncio import StreamCancelledError, TunnelGoneError, TunnelStream, pump
+from tunnel.asyncio import (
+    StreamCancelledError,
+    TunnelConnection,
+    TunnelGoneError,
+    TunnelStream,
+    pump,
+)
 from tunnel.messages import CancelCode, ResponseHead
 
 logger = logging.getLogger(__name__)
@@ -57,7 +63,7 @@ def pos_timeout(seconds: float) -> GatewayTimeoutError:
     )
 
 
-async def _upload(read: BodyReader, stream: TunnelStream, limit: int) -> None:
+async def _upload(read: BodyReader, conn: TunnelConnection, stream_id: int, limit: int) -> None:
     total = 0
 
     async def counted() -> bytes:
@@ -68,7 +74,7 @@ async def _upload(read: BodyReader, stream: TunnelStream, limit: int) -> None:
             raise too_large(limit)
         return data
 
-    await pump(counted, stream.conn, stream.id)
+    await pump(counted, conn, stream_id)
 
 
 class TunnelExchange:
@@ -135,7 +141,7 @@ class TunnelExchange:
             stream = self._open()
             read = self._read
             if callable(read):
-                upload = _upload(read, stream, limits.max_body_bytes)
+                upload = _upload(read, self._link.conn, stream.id, limits.max_body_bytes)
                 self._upload = asyncio.create_task(upload)
             try:
                 head = await _response_head(stream, self._upload, self.deadline)

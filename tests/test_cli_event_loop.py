@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from bridge.cli import event_loop_factory
+from bridge.cli.main import event_loop_factory
 
 
 def test_asyncio_loop_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -231,7 +231,7 @@ class UplinkClient:
         conn = TunnelConnection(
             ws,
             TunnelProtocol(Side.CLIENT),
-            on_request=self._on_request,
+            on_request=lambda head, stream: self._on_request(conn, head, stream),
             on_cancel=lambda stream_id: self._on_cancel(conn, stream_id),
         )
         conn.start()
@@ -278,11 +278,11 @@ class UplinkClient:
             if conn.protocol.limits is not None:
                 return
 
-    def _on_request(self, head: RequestHead, stream: TunnelStream) -> None:
+    def _on_request(self, conn: TunnelConnection, head: RequestHead, stream: TunnelStream) -> None:
         assert self.origin is not None and self._local_http is not None
-        task = asyncio.create_task(forward(self.origin, self._local_http, head, stream))
+        task = asyncio.create_task(forward(self.origin, self._local_http, conn, head, stream))
         self._tasks.add(task)
-        key = (stream.conn, head.stream_id)  # stream ids repeat across relays' connections
+        key = (conn, head.stream_id)  # stream ids repeat across relays' connections
         self._by_stream[key] = task
 
         def done(t: asyncio.Task[None]) -> None:

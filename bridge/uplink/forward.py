@@ -22,7 +22,7 @@ queued for a window).
 Cancellation: the relay's CANCEL cancels the stream's task, which cancels the client
 request; aiohttp closes that connection, and the bridge's server sees its client go. The
 bridge's server does not cancel a handler whose client left (aiohttp's
-``handler_cancellation`` is off by default, and ``bridge/serve.py`` leaves it off), so a
+``handler_cancellation`` is off by default, and ``bridge/cli/serve.py`` leaves it off), so a
 payment is still taken to its end and its answer kept for the platform's retry.
 """
 
@@ -110,7 +110,11 @@ def _request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 
 async def forward(
-    origin: LocalOrigin, session: aiohttp.ClientSession, head: RequestHead, stream: TunnelStream
+    origin: LocalOrigin,
+    session: aiohttp.ClientSession,
+    conn: TunnelConnection,
+    head: RequestHead,
+    stream: TunnelStream,
 ) -> None:
     """Answer one tunnel stream from the bridge's listener at ``origin``.
 
@@ -118,7 +122,7 @@ async def forward(
         StreamCancelledError, TunnelGoneError: the relay gave up on the stream, or the tunnel
             went; the local request is abandoned with it.
     """
-    conn, sid = stream.conn, head.stream_id
+    sid = head.stream_id
     answer = _Answer(conn, sid)
     try:
         first = await stream.read()

@@ -25,37 +25,47 @@ FORBIDDEN = {
     "threading",
     "selectors",
 }
-CORE_FILES = sorted(
-    [
-        *ROOT.glob("bridge/core/*.py"),
-        # The tunnel protocol (frames, protocol, errors, and messages, streams, fields and
-        # handshake split from them) is sans-I/O: the relay and the client wrap it in their own
-        # websocket loops.
-        *ROOT.glob("tunnel/*.py"),
-        ROOT / "bridge/http/fields.py",
-        ROOT / "bridge/http/validation.py",
-        ROOT / "bridge/http/admin_bodies.py",
-        ROOT / "bridge/http/json_body.py",
-        ROOT / "tunnel/headers.py",
-        ROOT / "common/errors.py",
-        ROOT / "common/answers.py",
-        ROOT / "bridge/platforms/loke/contract.py",
-        ROOT / "bridge/platforms/loke/bodies.py",
-        ROOT / "bridge/platforms/loke/openapi_schemas.py",
-        ROOT / "drivers/base.py",
-        ROOT / "drivers/controls.py",  # the optional controls capability, next to the interface
-        ROOT / "drivers/errors.py",
-        ROOT / "drivers/simulator/model.py",
-        ROOT / "drivers/wire/messages.py",  # the catalogue every wire protocol carries
-        ROOT / "drivers/tcp/codec.py",
-        ROOT / "drivers/filedrop/naming.py",  # file-drop's names and rules (no os either)
-        # PBS1 framing, line timers and ARQ: `now` is an argument, the port is elsewhere.
-        ROOT / "drivers/serial/frames.py",
-        ROOT / "drivers/serial/settings.py",
-        ROOT / "drivers/serial/arq.py",
-        ROOT / "drivers/serial/codec.py",
-    ]
-)
+#: Folders whose every module is pure, at any depth, but for the I/O shells named beside them.
+PURE_FOLDERS = {
+    "bridge/core": (),
+    "bridge/contracts": (),  # strict JSON, field types, pydantic's errors as ours
+    "tunnel": ("tunnel/asyncio",),  # the sans-I/O protocol; its asyncio shell is apart
+}
+#: In the folders that keep a protocol beside its I/O, the protocol's modules by their role.
+#: A driver's wire format (``codec``, ``frames``, ``arq``, ``settings``, ``naming``,
+#: ``messages``, ``model``) and a platform's wire contract (``contract``, ``bodies``,
+#: ``openapi_schemas``) are pure wherever they sit, and so is what the drivers' interface is
+#: made of (``base``, ``errors``, ``controls``); ``common``'s errors and answers too.
+PURE_ROLES = {
+    "drivers": {
+        "base",
+        "errors",
+        "controls",
+        "codec",
+        "frames",
+        "arq",
+        "settings",
+        "naming",
+        "messages",
+        "model",
+    },
+    "bridge/platforms": {"contract", "bodies", "openapi_schemas"},
+    "common": {"errors", "answers"},
+}
+
+
+def _pure_files() -> list[Path]:
+    found: set[Path] = set()
+    for folder, shells in PURE_FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            if not any(path.is_relative_to(ROOT / shell) for shell in shells):
+                found.add(path)
+    for folder, roles in PURE_ROLES.items():
+        found.update(p for p in (ROOT / folder).rglob("*.py") if p.stem in roles)
+    return sorted(found)
+
+
+CORE_FILES = _pure_files()
 
 
 def _module_name(path: Path) -> str:
@@ -106,3 +116,17 @@ def test_purity_check_sees_a_forbidden_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncio\nfrom sqlite3 import connect\n")
     assert _imports(bad) & FORBIDDEN == {"asyncio", "sqlite3"}
+
+
+def test_the_pure_list_is_derived_from_the_folders():
+    names = {_module_name(p) for p in CORE_FILES}
+    # one of each kind: a core module, a contract helper, the tunnel protocol, a driver's
+    # codec, a platform's contract; and never the tunnel's asyncio shell
+    assert {
+        "bridge.core.lifecycle",
+        "bridge.contracts.validation",
+        "tunnel.protocol",
+        "drivers.serial.codec",
+        "bridge.platforms.loke.bodies",
+    } <= names
+    assert not any(n.startswith("tunnel.asyncio") for n in names)

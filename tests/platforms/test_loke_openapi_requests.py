@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bridge.contracts.fields import MAX_MINOR
 from bridge.core.money import CURRENCIES
-from bridge.http.fields import MAX_MINOR
 from tests.conftest import LOKE_AUTH, fetch_bill, loke_url, payment_body
 from tests.platforms.openapi_contract import (
     PAY_PATH,

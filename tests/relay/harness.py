@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bridge.cli.serve import run_bridge
 from bridge.config import TunnelConfig
-from bridge.serve import run_bridge
 from bridge.uplink.client import UPLINK, UplinkClient
 from bridge.uplink.forward import LocalOrigin
 from relay.app import Relay

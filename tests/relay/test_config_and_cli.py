@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import main
+from bridge.cli.main import main
 from bridge.uplink.client import next_epoch
 from common.settings import ConfigError
 from relay.config import load_relay_config, parse_relay_config

@@ -69,7 +69,7 @@ async def test_loke_requests_via_the_tunnel_answer_as_the_bridge_does_directly(t
 async def test_a_payment_whose_stream_the_relay_gives_up_on_is_still_taken(tmp_path):
     """The relay cancels the stream at its deadline (504); the bridge must still take the
     payment to its end and keep its answer, not leave it half-done: the forwarder's request
-    is cancelled, and the bridge's server lets the handler finish (``bridge/serve.py``)."""
+    is cancelled, and the bridge's server lets the handler finish (``bridge/cli/serve.py``)."""
     drivers = {"main": {"url": "simulator:", "options": {"latency_ms": 400}}}
     async with (
         relay_and_bridge(tmp_path, limits={"request_timeout_s": 0.6}, drivers=drivers) as (

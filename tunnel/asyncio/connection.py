@@ -244,6 +244,12 @@ class TunnelConnection:
         ):
             await self._progress_event().wait()
 
+    def consumed(self, stream_id: int, size: int) -> None:
+        """The application has read ``size`` body bytes of the stream: their credit goes back
+        to the peer now."""
+        self.protocol.consumed(stream_id, size)
+        self.kick()
+
     def end_body(self, stream_id: int) -> None:
         if self.alive:
             self.protocol.send_end(stream_id)
@@ -268,19 +274,19 @@ class TunnelConnection:
         match event:
             case BodyChunk(stream_id=sid, data=data):
                 if (stream := self.streams.get(sid)) is not None:
-                    stream._feed(data)
+                    stream.feed(data)
                 else:  # nobody reads it any more: give the credit back
                     self.protocol.consumed(sid, len(data))
             case EndOfBody(stream_id=sid):
                 if (stream := self.streams.get(sid)) is not None:
-                    stream._end()
+                    stream.end()
             case ResponseHead(stream_id=sid):
                 stream = self.streams.get(sid)
                 if stream is not None and not stream.head.done():
                     stream.head.set_result(event)
             case Cancel(stream_id=sid, code=code):
                 if (stream := self.streams.get(sid)) is not None:
-                    stream._fail(StreamCancelledError(sid, code))
+                    stream.fail(StreamCancelledError(sid, code))
                 if self.on_cancel is not None:
                     self.on_cancel(sid)
             case RequestHead(stream_id=sid):
@@ -365,7 +371,7 @@ class TunnelConnection:
         self._signal_progress()
         gone = TunnelGoneError("the tunnel connection ended")
         for stream in self.streams.values():
-            stream._fail(gone)
+            stream.fail(gone)
         writer = self._writer
         if writer is not None and not writer.done():
             self._wake.set()  # even with nothing queued: the writer must see _closed and end

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tunnel.errors import TunnelError
 from tunnel.messages import ResponseHead
 
-if TYPE_CHECKING:
-    from tunnel.asyncio.connection import TunnelConnection
+
+class StreamOwner(Protocol):
+    """What a stream needs of the connection it belongs to (``TunnelConnection``): to hand
+    back the flow-control credit of the body bytes the application has read."""
+
+    def consumed(self, stream_id: int, size: int) -> None: ...
 
 
 class TunnelGoneError(ConnectionError):
@@ -32,8 +36,8 @@ class StreamCancelledError(TunnelError):
 class TunnelStream:
     """One HTTP exchange on a tunnel: the peer's head and body, as they arrive."""
 
-    def __init__(self, conn: TunnelConnection, stream_id: int) -> None:
-        self.conn = conn
+    def __init__(self, owner: StreamOwner, stream_id: int) -> None:
+        self._owner = owner
         self.id = stream_id
         self.head: asyncio.Future[ResponseHead] = asyncio.get_running_loop().create_future()
         self._chunks: deque[bytes] = deque()
@@ -66,8 +70,7 @@ class TunnelStream:
         body and END_OF_BODY in one message) is then read with no timer and no task."""
         if self._chunks:
             data = self._chunks.popleft()
-            self.conn.protocol.consumed(self.id, len(data))
-            self.conn.kick()
+            self._owner.consumed(self.id, len(data))
             return data
         if self._ended:  # complete: a CANCEL after END_OF_BODY takes nothing from it
             return b""
@@ -80,15 +83,17 @@ class TunnelStream:
         """The peer's END_OF_BODY came with no body bytes (and nothing failed the stream)."""
         return self._ended and not self._chunks and self._error is None
 
-    def _feed(self, data: bytes) -> None:
+    # -- what the connection calls ----------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._wake()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         self._ended = True
         self._wake()
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
         if not self.head.done():

@@ -1,6 +1,6 @@
 """The bodies of LOKE's pay-at-table URLs, each defined once (``docs/loke-pay-at-table.md``).
 
-A request model validates what LOKE sends (``bridge/http/validation.py``); a reply model
+A request model validates what LOKE sends (``bridge/contracts/validation.py``); a reply model
 serializes what the bridge answers; both write their JSON Schema into the OpenAPI document
 (``openapi_schemas.py``). Bills are LOKE's own ``TableBills.Bill`` schema, kept verbatim in
 ``schemas/bill.schema.json`` and rendered by ``contract.py``. Pure.
@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field
 
+from bridge.contracts.fields import Body, MinorUnits, NonNegative, Reply, text, token
 from bridge.core.money import CURRENCIES
 from bridge.core.payment import PaymentState
-from bridge.http.fields import Body, MinorUnits, NonNegative, Reply, text, token
 
 #: ISO 4217 codes LOKE's bill schema allows (``bridge.core.money.CURRENCIES``).
 Currency = Literal["AUD", "GBP", "NZD", "SGD"]

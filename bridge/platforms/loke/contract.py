@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from bridge.contracts.validation import validate
 from bridge.core.bill import Bill, BillItem
 from bridge.core.idempotency import StoredResponse, request_fingerprint
 from bridge.core.money import Money
 from bridge.core.payment import Payment
 from bridge.core.rules import PaymentClaim
-from bridge.http.validation import validate
 from bridge.platforms.loke.bodies import (
     PaymentApplied,
     PaymentQueued,

@@ -11,8 +11,7 @@ from functools import cache
 from typing import Any
 
 import bridge
-from bridge.http.admin_bodies import PaymentsQuery
-from bridge.http.fields import table_segment_schema
+from bridge.contracts.fields import table_segment_schema
 from bridge.platforms.loke.openapi_schemas import (
     component_schemas,
     error_content,
@@ -21,6 +20,7 @@ from bridge.platforms.loke.openapi_schemas import (
     query_parameters,
     ref,
 )
+from bridge.web.admin_bodies import PaymentsQuery
 
 __all__ = ["lokes_bill_schema", "openapi_document"]
 

@@ -2,7 +2,7 @@
 
 ``openapi.py`` assembles the paths; the shapes come from here: bills from LOKE's own schema,
 every other body from the pydantic model that validates or serializes it
-(``bodies.py``, ``bridge/http/admin_bodies.py``), so the document cannot say one thing and
+(``bodies.py``, ``bridge/web/admin_bodies.py``), so the document cannot say one thing and
 the routes do another.
 """
 
@@ -17,14 +17,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
-from bridge.http.admin_bodies import (
-    PaymentsQuery,
-    RetryRequest,
-    SimulatorItemRequest,
-    SimulatorModeRequest,
-    SimulatorTableRequest,
-    TillPaymentRequest,
-)
 from bridge.platforms.loke.bodies import (
     Error,
     PaymentApplied,
@@ -32,6 +24,14 @@ from bridge.platforms.loke.bodies import (
     PaymentRequest,
     PaymentStatus,
     Tables,
+)
+from bridge.web.admin_bodies import (
+    PaymentsQuery,
+    RetryRequest,
+    SimulatorItemRequest,
+    SimulatorModeRequest,
+    SimulatorTableRequest,
+    TillPaymentRequest,
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"

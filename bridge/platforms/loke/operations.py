@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bridge.http.auth import check_platform_auth
-from bridge.http.fields import parse_table_number
-from bridge.http.json_body import decode_json
+from bridge.contracts.fields import parse_table_number
+from bridge.contracts.json_body import decode_json
 from bridge.platforms.loke.backend import LokeBackend
 from bridge.platforms.loke.contract import parse_payment
+from bridge.web.auth import check_platform_auth
 from common.answers import Answer
 from common.errors import UnsupportedMediaTypeError
 

@@ -57,10 +57,10 @@ async def test_keepalive_zero_turns_it_off(listener):
 
 
 def test_a_write_after_the_connection_is_gone_is_a_connection_error_under_uvloop():
-    """The bridge's loop is uvloop (``bridge.cli.event_loop_factory``), whose closed
+    """The bridge's loop is uvloop (``bridge.cli.main.event_loop_factory``), whose closed
     transports raise ``RuntimeError`` on write; the link must say ``ConnectionError``, which
     the driver maps to the POS going offline."""
-    from bridge.cli import event_loop_factory
+    from bridge.cli.main import event_loop_factory
 
     async def scenario() -> None:
         server = await asyncio.start_server(lambda r, w: w.transport.abort(), "127.0.0.1", 0)

@@ -2,10 +2,10 @@
 
 This module: garbage in every endpoint's path parameters, query, body and Content-Type; table
 numbers, garbage and long segments, and payment ids in the path; and the methods a route does
-not take. Shared helpers, constants and strategies are in ``tests/http/bad_input.py``.
+not take. Shared helpers, constants and strategies are in ``tests/web/bad_input.py``.
 
 Real bridge, real socket, nothing of ours mocked; how Hypothesis runs here (on the test's own
-event loop, derandomized) is explained in ``tests/http/bad_input.py``.
+event loop, derandomized) is explained in ``tests/web/bad_input.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from bridge.platforms.loke.openapi import openapi_document
 from tests.conftest import ADMIN_AUTH, LOCATION, LOKE_AUTH, fetch_bill, loke_url, payment_body
-from tests.http.bad_input import (
+from tests.web.bad_input import (
     EXAMPLES,
     FUZZ,
     LOKE,

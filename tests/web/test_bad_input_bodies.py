@@ -3,10 +3,10 @@
 This module: arbitrary bytes, bytes that are not UTF-8, NaN and Infinity, integers too long to
 parse, duplicate keys, a wrong Content-Type, bodies over (and exactly at) the size limit, and
 gzip (bodies that do not decompress, and bombs). Shared helpers, constants and strategies are
-in ``tests/http/bad_input.py``.
+in ``tests/web/bad_input.py``.
 
 Real bridge, real socket, nothing of ours mocked; how Hypothesis runs here (on the test's own
-event loop, derandomized) is explained in ``tests/http/bad_input.py``.
+event loop, derandomized) is explained in ``tests/web/bad_input.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.conftest import (
     make_config,
     payment_body,
 )
-from tests.http.bad_input import (
+from tests.web.bad_input import (
     FIELDS,
     FUZZ,
     PAY_HEADERS,

@@ -1,4 +1,4 @@
-"""What the bad-input tests (``tests/http/test_bad_input_*.py``) share.
+"""What the bad-input tests (``tests/web/test_bad_input_*.py``) share.
 
 Bad input to every endpoint gets a typed 4xx JSON error: never a 500, never a trace. The tests
 of that are split by theme: every endpoint, its path and its methods (``_endpoints``); the
@@ -8,7 +8,7 @@ Content-Type, body size and encodings (``_bodies``). How Hypothesis runs in all 
 This module holds the Hypothesis settings (``FUZZ``: deterministic, ``POS_BRIDGE_FUZZ_EXAMPLES``
 examples), the payment route's constants, the check of the bridge's typed error
 (:func:`assert_typed_error`), the checks that nothing reached the simulated POS, the request
-helpers and the JSON strategies. ``tests/http/__init__.py`` registers it for pytest's assertion
+helpers and the JSON strategies. ``tests/web/__init__.py`` registers it for pytest's assertion
 rewriting, so its asserts report as they would in a test module.
 
 Every request here goes to the real bridge (``create_app``) on a real socket, through the

@@ -1,6 +1,6 @@
-"""The request bodies and query of the technician's API (``bridge/http/admin.py``).
+"""The request bodies and query of the technician's API (``bridge/web/admin.py``).
 
-Each defined once: the route validates with it (``bridge/http/validation.py``) and the
+Each defined once: the route validates with it (``bridge/contracts/validation.py``) and the
 OpenAPI document shows its JSON Schema (``bridge/platforms/loke/openapi.py``). Pure.
 """
 
@@ -10,8 +10,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bridge.contracts.fields import Body, MinorUnits, NonNegative, text
 from bridge.core.payment import PaymentState
-from bridge.http.fields import Body, MinorUnits, NonNegative, text
 from drivers.controls import MODES
 
 #: What a simulated POS can be told to do (``drivers.controls.MODES``); a driver may offer

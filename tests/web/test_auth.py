@@ -25,8 +25,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.config import AuthConfig
-from bridge.http.auth import check_platform_auth
 from bridge.runtime import RUNTIME
+from bridge.web.auth import check_platform_auth
 from common.errors import UnauthorizedError
 from tests.conftest import (
     ADMIN_AUTH,

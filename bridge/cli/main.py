@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bridge.logs import configure_logging
-    from bridge.serve import run_bridge
+    from bridge.cli.logs import configure_logging
+    from bridge.cli.serve import run_bridge
 
     config = load_config(args.config)
     configure_logging(config)
@@ -117,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _settle_collector(runner: object, port: int) -> None:
     """Once this process serves: its garbage collector set for the long run (``collector.py``;
     here and not in ``run_bridge``, which tests run inside their own process)."""
-    from bridge import collector
+    from bridge.cli import collector
 
     collector.settle()
 
@@ -175,7 +175,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bridge.demo import DemoError, run_demo
+    from bridge.cli.demo import DemoError, run_demo
 
     try:
         asyncio.run(
@@ -249,7 +249,7 @@ def _relay(args: argparse.Namespace) -> int:
         return 0
     import logging
 
-    from bridge.logs import RedactSecrets
+    from bridge.cli.logs import RedactSecrets
     from relay.server import run_relay
 
     handler = logging.StreamHandler()

@@ -15,9 +15,14 @@ from aiohttp import web
 from pydantic import BaseModel
 
 import bridge
+from bridge.contracts.fields import parse_table_number
+from bridge.contracts.json_body import decode_json
+from bridge.contracts.validation import validate
 from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
-from bridge.http.admin_bodies import (
+from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
+from bridge.runtime import RUNTIME, Runtime
+from bridge.web.admin_bodies import (
     PaymentsQuery,
     RetryRequest,
     SimulatorItemRequest,
@@ -25,12 +30,7 @@ from bridge.http.admin_bodies import (
     SimulatorTableRequest,
     TillPaymentRequest,
 )
-from bridge.http.auth import check_admin
-from bridge.http.fields import parse_table_number
-from bridge.http.json_body import decode_json
-from bridge.http.validation import validate
-from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
-from bridge.runtime import RUNTIME, Runtime
+from bridge.web.auth import check_admin
 from common.errors import BadRequestError, ConflictError, NotFoundError
 from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError

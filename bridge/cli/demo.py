@@ -33,9 +33,9 @@ from typing import TextIO
 import aiohttp
 from aiohttp import web
 
+from bridge.cli.logs import configure_logging
+from bridge.cli.serve import run_bridge
 from bridge.config import load_config
-from bridge.logs import configure_logging
-from bridge.serve import run_bridge
 from drivers.emulator.run import make_pos, running_emulator
 from relay.config import load_relay_config
 from relay.server import start_relay_server

@@ -1,7 +1,7 @@
 """The field types of the bridge's HTTP contracts, each defined once as a pydantic type.
 
-A body model (``bridge/platforms/loke/bodies.py``, ``bridge/http/admin_bodies.py``) is built
-from these, and the same model both validates a request (``bridge/http/validation.py``) and
+A body model (``bridge/platforms/loke/bodies.py``, ``bridge/web/admin_bodies.py``) is built
+from these, and the same model both validates a request (``bridge/contracts/validation.py``) and
 writes its JSON Schema into the OpenAPI document, so what the document promises and what a
 route accepts cannot drift apart. Pure.
 """
@@ -26,7 +26,7 @@ NO_BREAKS = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
 #: Printable ASCII, no spaces: ids that are echoed in URLs and headers.
 PRINTABLE_ASCII = r"^[!-~]*$"
 
-#: How an error message words each pattern (``bridge/http/validation.py``).
+#: How an error message words each pattern (``bridge/contracts/validation.py``).
 PATTERN_WORDS = {
     NO_BREAKS: "without control characters or line breaks",
     PRINTABLE_ASCII: "(printable ASCII, no spaces)",

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bridge.http.fields import PATTERN_WORDS
+from bridge.contracts.fields import PATTERN_WORDS
 from common.errors import BadRequestError
 
 M = TypeVar("M", bound=BaseModel)

@@ -4,10 +4,10 @@ This module: each field of the payment body fuzzed (missing or null, a bad value
 fields, bad amounts and tips, any JSON body), then the exact code each specific bad input gets
 (payment fields, raw bodies, tables, admin requests), and the positive control that a valid
 payment still applies once. Shared helpers, constants and strategies are in
-``tests/http/bad_input.py``.
+``tests/web/bad_input.py``.
 
 Real bridge, real socket, nothing of ours mocked; how Hypothesis runs here (on the test's own
-event loop, derandomized) is explained in ``tests/http/bad_input.py``.
+event loop, derandomized) is explained in ``tests/web/bad_input.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.contracts.fields import MAX_MINOR
 from bridge.core.money import CURRENCIES
-from bridge.http.fields import MAX_MINOR
 from tests.conftest import ADMIN_AUTH, LOKE_AUTH, fetch_bill, loke_url, payment_body
-from tests.http.bad_input import (
+from tests.web.bad_input import (
     CUSTOMER_FIELDS,
     FIELDS,
     FUZZ,

@@ -1,0 +1,1 @@
+"""``pos-bridge``: the command (``main``), the demo, and running the bridge until stopped."""

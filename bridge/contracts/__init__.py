@@ -1,0 +1,2 @@
+"""What every body the bridge reads is checked with: strict JSON, the shared field types, and
+pydantic's errors turned into ours (``missing_field``, ``invalid_field``, …). Pure."""

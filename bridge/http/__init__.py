@@ -1,1 +1,0 @@
-"""The bridge's HTTP edge: error rendering, credentials, JSON bodies."""
