@@ -165,3 +165,13 @@ def test_no_private_name_of_another_module_is_imported_or_used():
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_module_is_over_400_lines():
+    """Small modules with one job each: past 400 lines, a module is split."""
+    long = {
+        name: lines
+        for name, path in MODULES.items()
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}

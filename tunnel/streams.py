@@ -120,14 +120,10 @@ class StreamTable:
 
     def send_response(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
         """RESPONSE_HEAD, the body and END_OF_BODY in one call (see :meth:`_complete`)."""
-        stream = self._sendable(stream_id, "send a response head")
-        if stream is None:
-            return
-        if stream.head_sent:
-            raise TunnelUsageError("send a response head", f"stream {stream_id} has one")
-        self._write(ResponseHead(stream_id, status, headers))
-        stream.head_sent = True
-        self._complete(stream_id, stream, body)
+        self.send_response_head(stream_id, status, headers)
+        stream = self._streams.get(stream_id)
+        if stream is not None and not stream.cancelled:  # else dropped, as the head was
+            self._complete(stream_id, stream, body)
 
     def _complete(self, stream_id: int, stream: StreamRecord, body: bytes) -> None:
         """After a head just written: the body and END_OF_BODY. The frames and their order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import sys
@@ -110,8 +111,25 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run_bridge(config, ready=_settle_collector))
+        try:
+            runner.run(run_bridge(config, ready=_settle_collector))
+        except OSError as exc:
+            return _cannot_listen("bridge", config.server.host, config.server.port, exc)
     return 0
+
+
+def _cannot_listen(what: str, host: str, port: int, exc: OSError) -> int:
+    """A port that cannot be bound is one line naming it and the key to change, not a
+    traceback (a technician's most likely first mistake: two services on one port)."""
+    if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        raise exc
+    section = "server" if what == "bridge" else "relay"
+    print(
+        f"pos-bridge: the {what} cannot listen on {host}:{port}: {exc.strerror}"
+        f" (change [{section}] port or host in the config)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 async def _settle_collector(runner: object, port: int) -> None:
@@ -259,7 +277,10 @@ def _relay(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(config.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run_relay(config, ready=_settle_collector))
+        try:
+            runner.run(run_relay(config, ready=_settle_collector))
+        except OSError as exc:
+            return _cannot_listen("relay", config.host, config.port, exc)
     return 0
 
 

@@ -100,13 +100,12 @@ def decide(payment: Payment, event: PaymentEvent, now: datetime) -> Decision:
             )
         case CheckedOk(pos_online=False) if state is S.RECEIVED:
             return _queue_now(payment, now, "POS unreachable: queued for the outbox", None)
-        case RuleBroken(code=code, message=message, details=details) if state is S.RECEIVED:
-            refusal = Refusal(code, message, details)
+        case RuleBroken(refusal=refusal) if state is S.RECEIVED:
             return _move(
                 payment,
                 S.REJECTED,
                 now,
-                f"{code}: {message}",
+                f"{refusal.code}: {refusal.message}",
                 StoreAnswer(AnswerKind.REJECTED, refusal),
             )
         case Claimed(attempt=attempt) if state is S.QUEUED:

@@ -36,12 +36,19 @@ class CheckedOk:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleBroken:
-    """The payment breaks a payment rule (``bridge/core/rules.py``): refused before any 2xx."""
+class Refusal:
+    """Why a payment was refused, for its stored 4xx: a rule's code, or the POS's reason."""
 
     code: str
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBroken:
+    """The payment breaks a payment rule (``bridge/core/rules.py``): refused before any 2xx."""
+
+    refusal: Refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +187,6 @@ class AnswerKind(StrEnum):
     APPLIED = "applied"
     QUEUED = "queued"
     REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a payment was refused, for its stored 4xx: a rule's code, or the POS's reason."""
-
-    code: str
-    message: str
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from bridge.core.lifecycle import decide
 from bridge.core.limits import OfflineLimitError, check_offline_limits
 from bridge.core.money import Money
 from bridge.core.payment import Payment, receive
-from bridge.core.payment_events import CheckedOk, Enqueue, PaymentEvent, RuleBroken
+from bridge.core.payment_events import CheckedOk, Enqueue, PaymentEvent, Refusal, RuleBroken
 from bridge.core.rules import PaymentRuleError, check_payment
 from bridge.services.locations import LocationRef
 from bridge.services.locks import BillLocks
@@ -204,7 +204,7 @@ class PaymentService:
         try:
             check_payment(bill, claim, not_yet_on(bill, pending, claim.amount.currency))
         except PaymentRuleError as exc:
-            event = RuleBroken(exc.code, str(exc), exc.details)
+            event = RuleBroken(Refusal(exc.code, str(exc), exc.details))
         else:
             if seen_at is not None:  # the POS is away
                 try:

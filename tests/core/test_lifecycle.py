@@ -76,7 +76,7 @@ def in_state(state: PaymentState) -> Payment:
 EVENTS: dict[str, PaymentEvent] = {
     "ok-online": CheckedOk(pos_online=True),
     "ok-away": CheckedOk(pos_online=False),
-    "rule": RuleBroken("amount_exceeds_balance", "too much", {"balance": 100}),
+    "rule": RuleBroken(Refusal("amount_exceeds_balance", "too much", {"balance": 100})),
     "claimed": Claimed(3),
     "found": FoundOnPos("POS-9", BILL, 3),
     "not-found": NotFoundOnPos(3),

@@ -15,7 +15,8 @@ import sqlite_utils
 from bridge.core.bill import Bill, BillItem
 from bridge.store.database import Database
 from bridge.store.migrations import MIGRATIONS
-from bridge.store.payments import APPLIED_SINCE_SQL, PENDING_ON_BILL_SQL, PaymentStore
+from bridge.store.payment_reads import APPLIED_SINCE_SQL, PENDING_ON_BILL_SQL
+from bridge.store.payments import PaymentStore
 
 
 @pytest.fixture

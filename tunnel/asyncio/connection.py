@@ -1,9 +1,8 @@
 """The asyncio shell around :class:`~tunnel.protocol.TunnelProtocol`, for both ends.
 
-``tunnel/`` is sans-I/O; this module moves its bytes over an aiohttp websocket (the
-relay's ``WebSocketResponse`` or the bridge's ``ClientWebSocketResponse``: both have
-``send_bytes``, ``receive`` and ``close``), as websockets' ``asyncio/connection.py`` does for
-its ``Protocol``:
+``tunnel/`` is sans-I/O; this module moves its bytes over an aiohttp websocket (the relay's
+``WebSocketResponse`` or the bridge's ``ClientWebSocketResponse``), as websockets' own
+``asyncio/connection.py`` does for its ``Protocol``:
 
 - one **writer task** drains ``data_to_send()`` and coalesces frames into binary messages no
   larger than ``max_message_bytes``; everything else only :meth:`TunnelConnection.kick`\\ s it,
@@ -13,8 +12,8 @@ its ``Protocol``:
   come back before the next one is due, else ``CLOSE(TIMEOUT)``. A half-open peer is thus
   noticed within two intervals (docs/tunnel-protocol.md §9).
 
-Body bytes are read from :class:`TunnelStream` and reported ``consumed`` only once the
-application has taken them, so flow control bounds what sits in memory per connection.
+Body bytes are reported ``consumed`` only once the application has read them from its
+:class:`TunnelStream`, so flow control bounds what sits in memory per connection.
 """
 
 from __future__ import annotations
