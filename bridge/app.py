@@ -13,17 +13,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+import bridge
 from bridge.config import Config
+from bridge.contracts.openapi import merge_parts
 from bridge.platforms.loke import PLATFORM as LOKE
+from bridge.platforms.loke import openapi as loke_openapi
 from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
 from bridge.platforms.loke.contract import LokeRenderer
-from bridge.platforms.loke.openapi import openapi_document
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
@@ -38,6 +41,7 @@ from bridge.store.database import Database
 from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
 from bridge.web import admin
+from bridge.web import openapi as admin_openapi
 from common.middleware import error_middleware
 from common.settings import ConfigError
 from drivers.base import DriverSettings, PosDriver
@@ -111,6 +115,41 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
 
 async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
+
+
+#: The routes this module adds itself, for the OpenAPI document.
+_OWN_PATHS = {
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.1."}},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "operationId": "healthz",
+            "summary": "Liveness.",
+            "responses": {"200": {"description": "Alive."}},
+        }
+    },
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The bridge's HTTP contract as one OpenAPI 3.1 document: LOKE's URLs, the technician's
+    API and the routes above, each part made where its routes are. Served at
+    ``/openapi.json``, printed by ``pos-bridge openapi``; cached, it never changes while the
+    bridge runs."""
+    info = {
+        "title": "POS Bridge: LOKE pay-at-table URLs",
+        "version": bridge.__version__,
+        "description": "The URLs a venue's POS Bridge serves to LOKE (through the relay), "
+        "and the technician's API. See docs/loke-pay-at-table.md.",
+    }
+    parts = (loke_openapi.openapi_part(), admin_openapi.openapi_part(), {"paths": _OWN_PATHS})
+    return merge_parts(info, parts)
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -243,7 +243,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from bridge.platforms.loke.openapi import openapi_document
+    from bridge.app import openapi_document
 
     text = json.dumps(openapi_document(), indent=2) + "\n"
     if args.write:

@@ -15,12 +15,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 import bridge
-from bridge.contracts.fields import parse_table_number
+from bridge.contracts.fields import Reply, parse_table_number
 from bridge.contracts.json_body import decode_json
+from bridge.contracts.times import rfc3339
 from bridge.contracts.validation import validate
 from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
-from bridge.platforms.loke.contract import bill_json, payment_status_json, rfc3339
 from bridge.runtime import RUNTIME, Runtime
 from bridge.web.admin_bodies import (
     PaymentsQuery,
@@ -31,6 +31,17 @@ from bridge.web.admin_bodies import (
     TillPaymentRequest,
 )
 from bridge.web.auth import check_admin
+from bridge.web.views import (
+    LocationView,
+    ModeView,
+    PaymentList,
+    PosView,
+    QueueView,
+    StatusView,
+    audit_view,
+    bill_view,
+    payment_view,
+)
 from common.errors import BadRequestError, ConflictError, NotFoundError
 from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError
@@ -38,6 +49,10 @@ from drivers.errors import DriverError
 routes = web.RouteTableDef()
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T", bound=SimulatorTableRequest)
+
+
+def _json(view: Reply) -> web.Response:
+    return web.json_response(view.json_body())
 
 
 def _admin(request: web.Request) -> Runtime:
@@ -53,34 +68,31 @@ async def status(request: web.Request) -> web.Response:
     queue = await runtime.store.queue_status()
     oldest = queue.oldest_queued_at
     pos = {
-        name: {"online": s.online, "since": rfc3339(s.since), "detail": s.detail}
+        name: PosView(online=s.online, since=rfc3339(s.since), detail=s.detail)
         for name, s in runtime.health.states.items()
     }
-    return web.json_response(
-        {
-            "version": bridge.__version__,
-            "startedAt": rfc3339(runtime.started_at),
-            "now": rfc3339(now),
-            "posOnline": all(s["online"] for s in pos.values()),
-            "pos": pos,
-            "queue": {
-                "depth": queue.depth,
-                "applying": queue.applying,
-                "oldestQueuedAgeSeconds": round((now - oldest).total_seconds(), 3)
-                if oldest
-                else None,
-            },
-            "needsAttention": queue.needs_attention,
-            "locations": [
-                {
-                    "lokeLocationId": loc.loke_location_id,
-                    "name": loc.name,
-                    "driver": loc.driver,
-                    "posLocation": loc.pos_location,
-                }
+    age = round((now - oldest).total_seconds(), 3) if oldest else None
+    return _json(
+        StatusView(
+            version=bridge.__version__,
+            started_at=rfc3339(runtime.started_at),
+            now=rfc3339(now),
+            pos_online=all(s.online for s in pos.values()),
+            pos=pos,
+            queue=QueueView(
+                depth=queue.depth, applying=queue.applying, oldest_queued_age_seconds=age
+            ),
+            needs_attention=queue.needs_attention,
+            locations=[
+                LocationView(
+                    loke_location_id=loc.loke_location_id,
+                    name=loc.name,
+                    driver=loc.driver,
+                    pos_location=loc.pos_location,
+                )
                 for loc in runtime.config.locations.values()
             ],
-        }
+        )
     )
 
 
@@ -90,9 +102,7 @@ async def list_payments(request: web.Request) -> web.Response:
     query = validate(PaymentsQuery, {k: request.query.getone(k) for k in request.query})
     state = query.state
     payments = await runtime.store.payments_in_state(state)
-    return web.json_response(
-        {"state": state.value, "payments": [payment_status_json(p) for p in payments]}
-    )
+    return _json(PaymentList(state=state, payments=[payment_view(p) for p in payments]))
 
 
 @routes.get("/api/payments/{platform}/{payment_id:[^/]+}")
@@ -104,20 +114,7 @@ async def payment_audit(request: web.Request) -> web.Response:
     if payment is None:
         raise NotFoundError("unknown_payment", "no such payment", {"paymentId": payment_id[:128]})
     trail = await runtime.store.audit_trail(platform, payment_id)
-    return web.json_response(
-        {
-            "payment": payment_status_json(payment),
-            "audit": [
-                {
-                    "from": a.from_state.value if a.from_state else None,
-                    "to": a.to_state.value,
-                    "at": a.at.isoformat(),
-                    "reason": a.reason,
-                }
-                for a in trail
-            ],
-        }
-    )
+    return _json(audit_view(payment, trail))
 
 
 @routes.post("/api/payments/{platform}/{payment_id:[^/]+}/retry")
@@ -136,7 +133,7 @@ async def payment_retry(request: web.Request) -> web.Response:
             {"state": payment.state.value},
         )
     requeued = await runtime.outbox.retry_by_hand(payment, note)
-    return web.json_response(payment_status_json(requeued))
+    return _json(payment_view(requeued))
 
 
 async def _simulator_table(
@@ -180,8 +177,8 @@ async def simulator_mode(request: web.Request) -> web.Response:
         )
     setting = controls.set_mode(mode, body.latency_ms)
     await runtime.health.probe_all()
-    return web.json_response(
-        {"driver": request.match_info["driver"], "mode": mode, "latencyMs": setting.latency_ms}
+    return _json(
+        ModeView(driver=request.match_info["driver"], mode=mode, latency_ms=setting.latency_ms)
     )
 
 
@@ -189,7 +186,7 @@ async def simulator_mode(request: web.Request) -> web.Response:
 async def simulator_seat(request: web.Request) -> web.Response:
     """Seat new guests: the table gets a fresh open bill if it has none."""
     controls, table, location, _ = await _simulator_table(request, SimulatorTableRequest)
-    return web.json_response(bill_json(_sim_call(lambda: controls.open_new_bill(location, table))))
+    return _json(bill_view(_sim_call(lambda: controls.open_new_bill(location, table))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/items")
@@ -199,7 +196,7 @@ async def simulator_add_item(request: web.Request) -> web.Response:
     item = BillItem(
         name=body.name, quantity=body.quantity or 1, amount=body.amount, kind=ItemKind.ITEM
     )
-    return web.json_response(bill_json(_sim_call(lambda: controls.add_item(location, table, item))))
+    return _json(bill_view(_sim_call(lambda: controls.add_item(location, table, item))))
 
 
 @routes.post("/api/drivers/{driver}/simulator/tables/{table}/till-payments")
@@ -208,7 +205,7 @@ async def simulator_pay_at_till(request: web.Request) -> web.Response:
     controls, table, location, body = await _simulator_table(request, TillPaymentRequest)
     amount = body.amount
     bill = _sim_call(lambda: controls.pay_at_till(location, table, amount))
-    return web.json_response(bill_json(bill))
+    return _json(bill_view(bill))
 
 
 def _sim_call(call: Callable[[], Bill]) -> Bill:

@@ -1,7 +1,8 @@
 """The request bodies and query of the technician's API (``bridge/web/admin.py``).
 
 Each defined once: the route validates with it (``bridge/contracts/validation.py``) and the
-OpenAPI document shows its JSON Schema (``bridge/platforms/loke/openapi.py``). Pure.
+OpenAPI document shows its JSON Schema (``bridge/web/openapi.py``). What the API answers is
+``views.py``. Pure.
 """
 
 from __future__ import annotations

@@ -18,14 +18,6 @@ PLATFORMS = "bridge.platforms"
 #: Modules that wire platforms in: the composition root and the programs that start it.
 COMPOSITION = {"bridge.app", "bridge.cli.main", "bridge.cli.serve", "bridge.cli.demo"}
 
-#: Importers outside the platforms still to be cut loose, each with its way out. The test
-#: fails when one stops importing a platform, so the list cannot outlive its reason.
-PENDING = {
-    # The admin API shows payments and bills in LOKE's JSON; a neutral admin rendering
-    # (bridge/web/) is its fix (issue 17 rewrites the admin API).
-    "bridge.web.admin",
-}
-
 
 def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
@@ -55,11 +47,7 @@ def _platform_importers() -> set[str]:
 
 
 def test_only_the_composition_root_imports_a_platform():
-    assert _platform_importers() - COMPOSITION - PENDING == set()
-
-
-def test_the_pending_list_holds_only_real_importers():
-    assert PENDING - _platform_importers() == set()
+    assert _platform_importers() - COMPOSITION == set()
 
 
 def test_the_check_sees_an_import_at_any_depth(tmp_path):

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bridge.platforms.loke.openapi import openapi_document
+from bridge.app import openapi_document
 from tests.conftest import ADMIN_AUTH, LOCATION, LOKE_AUTH, fetch_bill, loke_url, payment_body
 from tests.web.bad_input import (
     EXAMPLES,

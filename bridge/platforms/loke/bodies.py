@@ -2,8 +2,9 @@
 
 A request model validates what LOKE sends (``bridge/contracts/validation.py``); a reply model
 serializes what the bridge answers; both write their JSON Schema into the OpenAPI document
-(``openapi_schemas.py``). Bills are LOKE's own ``TableBills.Bill`` schema, kept verbatim in
-``schemas/bill.schema.json`` and rendered by ``contract.py``. Pure.
+(``openapi_schemas.py``). Refusals are every route's ``Error`` (``bridge/contracts/openapi.py``).
+Bills are LOKE's own ``TableBills.Bill`` schema, kept verbatim in ``schemas/bill.schema.json``
+and rendered by ``contract.py``. Pure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from bridge.core.payment import PaymentState
 Currency = Literal["AUD", "GBP", "NZD", "SGD"]
 assert frozenset(get_args(Currency)) == CURRENCIES, "Currency must list bridge.core.money's"
 
-#: ``format: date-time`` in the schema: RFC 3339 in UTC, to the second (``contract.rfc3339``).
+#: ``format: date-time`` in the schema: RFC 3339 in UTC, to the second
+#: (``bridge/contracts/times.py``).
 _DATE_TIME: Any = {"format": "date-time"}
 
 
@@ -102,11 +104,3 @@ class Tables(Reply):
 
     location_id: str
     tables: list[Table]
-
-
-class Error(Reply):
-    """Every refusal: ``error`` is the stable machine-readable code."""
-
-    error: str = Field(description="Stable machine-readable code.")
-    message: str
-    details: dict[str, Any]

@@ -9,10 +9,9 @@ answers are ``bodies``' reply models, so they are what the OpenAPI document says
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
+from bridge.contracts.times import rfc3339
 from bridge.contracts.validation import validate
 from bridge.core.bill import Bill, BillItem
 from bridge.core.idempotency import StoredResponse, request_fingerprint
@@ -27,14 +26,6 @@ from bridge.platforms.loke.bodies import (
 )
 
 DEFAULT_LABEL = "LOKE Pay at Table"
-
-
-@lru_cache(maxsize=4096)
-def rfc3339(moment: datetime) -> str:
-    """``moment`` in UTC, to the second. Cached: a bill's times are the same on every fetch,
-    and ``astimezone`` with ``strftime`` were 3–5 % of a bill fetch's CPU (py-spy). Equal
-    datetimes are the same instant, so they format alike whatever their zone."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _item_json(item: BillItem) -> dict[str, Any]:
