@@ -25,7 +25,7 @@ from bridge.contracts.openapi import merge_parts
 from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import openapi as loke_openapi
 from bridge.platforms.loke import routes as loke_routes
-from bridge.platforms.loke.backend import LOKE_BACKEND, LocalLokeBackend, location_refs
+from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend, location_refs
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
@@ -207,7 +207,7 @@ async def _services(
     app[RUNTIME] = Runtime(
         config, clock, started_at, store, drivers, health, payments, outbox, operations
     )
-    app[LOKE_BACKEND] = LocalLokeBackend(operations, config.locations)
+    app[LOKE_BACKEND] = LokeBackend(operations, config.locations)
     health.on_recovery(outbox.pos_recovered)
     await outbox.recover()
     await health.probe_all()

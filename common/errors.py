@@ -117,6 +117,10 @@ RULE_STATUS: dict[str, type[ApiError]] = {
 }
 
 
+def unknown_table(table: int) -> NotFoundError:
+    return NotFoundError("unknown_table", f"there is no table {table} here", {"table": table})
+
+
 def pos_offline(retry_after_s: int, detail: str = "") -> ServiceUnavailableError:
     return ServiceUnavailableError(
         "pos_offline",

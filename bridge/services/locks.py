@@ -3,10 +3,8 @@
 Payments on different bills run concurrently; two guests splitting one bill, or a guest and
 the outbox worker, take turns, so "amount ≤ balance − pending" holds when each is checked.
 
-Why a count of holders and waiters rather than a ``WeakValueDictionary`` of locks: its
-``get`` is Python code, 11 µs of the owner's loop per payment (py-spy, session 6). A table's
-entry lives while anyone holds or waits for it, so the map never outgrows the payments in
-flight, whatever table numbers callers send.
+Why a count of holders and waiters: a table's entry lives while anyone holds or waits for
+it, so the map never outgrows the payments in flight, whatever table numbers callers send.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ The one way any platform's payment enters the bridge. The order of steps is the 
    first request is still in flight). The insert that records a payment is the check (a taken
    id conflicts, and only then is its record read); a refusal that would come before any
    record (unknown table, POS offline with nothing to check against, offline limit) looks the
-   id up first. Why not look every id up first: a new id, nearly every payment, was a miss on
-   the read-only connection whose cache each commit empties, 19–31 µs of the owner's loop.
+   id up first. Why not look every id up first: a new id, nearly every payment, would be a
+   read that finds nothing, on the request's path, before the insert that checks it anyway.
 2. Under the bill's lock, the payment is checked against the table's open bill (from the POS,
    or from the last snapshot when the POS is unreachable) minus what is already pending.
 3. It is written to SQLite with its audit rows and idempotency record, and fsynced, before the
@@ -47,6 +47,7 @@ from common.errors import (
     ConflictError,
     NotFoundError,
     pos_offline,
+    unknown_table,
 )
 from drivers.base import Table
 from drivers.errors import PosUnavailableError, UnknownTableError
@@ -99,9 +100,7 @@ class PaymentService:
                 location.driver, driver.get_open_bill(location.pos_location, table)
             )
         except UnknownTableError as exc:
-            raise NotFoundError(
-                "unknown_table", f"there is no table {table} here", {"table": table}
-            ) from exc
+            raise unknown_table(table) from exc
         except PosUnavailableError as exc:
             raise pos_offline(self._settings.retry_after_s, str(exc)) from exc
         if bill is None or not bill.is_open:
@@ -173,15 +172,7 @@ class PaymentService:
                 location.driver, driver.get_open_bill(location.pos_location, request.table)
             )
         except UnknownTableError:
-            return self._refuse(
-                request,
-                payment,
-                NotFoundError(
-                    "unknown_table",
-                    f"there is no table {request.table} here",
-                    {"table": request.table},
-                ),
-            )
+            return self._refuse(request, payment, unknown_table(request.table))
         except PosUnavailableError:
             known = await self._last_bill_seen(location.location_id, request.table)
             if known is None:

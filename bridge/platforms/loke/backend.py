@@ -1,16 +1,14 @@
 """What LOKE's URLs ask of the bridge once a call is proven and parsed: four operations.
 
-Why an interface between the routes and the services: the routes (auth, strict parsing,
-fingerprints) run wherever the HTTP request is served, the operations only where the store,
-the bill locks and the POS live; in this one process both are (:class:`LocalLokeBackend`).
-An operation returns the rendered :class:`Answer` or
-raises an :class:`~common.errors.ApiError`, so the bytes a platform gets do not depend on it.
+:class:`LokeBackend` maps LOKE's terms (its location ids, its JSON) to the platform-neutral
+:class:`~bridge.services.operations.PosOperations` and renders their typed answers in LOKE's
+words. An operation returns the rendered :class:`Answer` or raises an
+:class:`~common.errors.ApiError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 from aiohttp import web
 
@@ -28,24 +26,6 @@ from common.answers import Answer, json_answer
 _REPLAYED = {"Idempotent-Replayed": "true"}
 
 
-class LokeBackend(Protocol):
-    """The operations behind LOKE's URLs, for a linked location (``locations`` keys)."""
-
-    @property
-    def locations(self) -> Mapping[str, LocationConfig]: ...
-
-    async def tables(self, location: str) -> Answer: ...
-
-    async def open_bill(self, location: str, table: int) -> Answer: ...
-
-    async def take_payment(self, location: str, table: int, body: PaymentBody) -> Answer: ...
-
-    async def payment_status(self, location: str, payment_id: str) -> Answer: ...
-
-
-LOKE_BACKEND = web.AppKey("loke_backend", LokeBackend)
-
-
 def location_ref(location: LocationConfig) -> LocationRef:
     """A linked LOKE location as the services name it."""
     return LocationRef(PLATFORM, location.loke_location_id, location.driver, location.pos_location)
@@ -57,7 +37,7 @@ def location_refs(locations: Mapping[str, LocationConfig]) -> dict[tuple[str, st
     return {ref.key: ref for ref in refs}
 
 
-class LocalLokeBackend:
+class LokeBackend:
     """The operations run by this process's services: LOKE's terms mapped to the
     platform-neutral :class:`PosOperations`, and their typed answers rendered as LOKE's
     JSON."""
@@ -90,3 +70,6 @@ class LocalLokeBackend:
     async def payment_status(self, location: str, payment_id: str) -> Answer:
         payment = await self._operations.payment_status(self._refs[location], payment_id)
         return json_answer(payment_status_json(payment))
+
+
+LOKE_BACKEND = web.AppKey("loke_backend", LokeBackend)

@@ -1,4 +1,4 @@
-"""LOKE's four operations from a request's parts, whichever HTTP server read them.
+"""LOKE's four operations from a request's parts: who is calling, what they sent.
 
 Why apart from ``routes.py``: the checks, their order and the answers live in one place,
 apart from aiohttp's request objects. Each checks the caller first (401 for a location

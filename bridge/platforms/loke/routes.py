@@ -1,8 +1,7 @@
 """LOKE's pay-at-table URLs, per linked location (``docs/loke-pay-at-table.md``).
 
 Each handler takes the request's parts to one of ``operations.py`` (which checks the caller,
-parses, and asks the location's backend: this process's services, or the owner process behind
-an HTTP worker) and sends its answer; nothing else.
+parses, and asks the location's backend, ``backend.py``) and sends its answer; nothing else.
 """
 
 from __future__ import annotations
