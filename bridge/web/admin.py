@@ -42,7 +42,7 @@ T = TypeVar("T", bound=SimulatorTableRequest)
 
 def _admin(request: web.Request) -> Runtime:
     runtime = request.app[RUNTIME]
-    check_admin(request, runtime.config.admin_token)
+    check_admin(request, runtime.config.bridge.admin_token)
     return runtime
 
 
