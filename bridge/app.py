@@ -78,7 +78,7 @@ def build_drivers(config: Config) -> dict[str, PosDriver]:
         try:
             drivers[name] = factory(
                 DriverSettings(
-                    name, driver_config.url, dict(driver_config.options), config.data_dir
+                    name, driver_config.url, dict(driver_config.options), config.bridge.data_dir
                 )
             )
         except DriverConfigError as exc:
@@ -105,7 +105,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
     app.cleanup_ctx.append(partial(_services, config, clock, started_at))
     app.cleanup_ctx.append(_scheduler)
     if config.tunnel is not None:  # last to start: the relay sees the bridge only when ready
-        make_uplink(app, config.tunnel, config.data_dir)
+        make_uplink(app, config.tunnel, config.bridge.data_dir)
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
     app.router.add_get("/openapi.json", _openapi)
@@ -244,7 +244,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     scheduler.add_job(
         quiet(runtime.health.probe_all),
         "interval",
-        seconds=config.health_probe_interval_s,
+        seconds=config.health.probe_interval_s,
         id="pos-health",
         max_instances=1,
         coalesce=True,

@@ -60,7 +60,7 @@ class Relay:
         self.requests = VenueRateLimiter(rates.requests_per_s, rates.burst)
         self.hellos = HelloGuard(rates.hello_failures, rates.hello_window_s)
         self.metrics = RelayMetrics(
-            lambda: len(self.registry.links()), self._known_venue, self.config.operator_token
+            lambda: len(self.registry.links()), self._known_venue, self.config.relay.operator_token
         )
 
     def _known_venue(self, venue: str) -> bool:
@@ -87,10 +87,10 @@ RELAY = web.AppKey("relay", Relay)
 
 
 def create_relay_app(config: RelayConfig) -> web.Application:
-    relay = Relay(config, VenueTokens(config.venues_file))
+    relay = Relay(config, VenueTokens(config.relay.venues_file))
     app = web.Application(middlewares=[error_middleware, relay.metrics.middleware()])
     app[RELAY] = relay
-    app[METRICS_PUBLIC] = config.metrics_public
+    app[METRICS_PUBLIC] = config.relay.metrics_public
     if config.nats is not None:
         relay.cluster = Cluster(config.nats, relay.registry, config.limits)
         app.cleanup_ctx.append(_cluster_context)
@@ -142,7 +142,7 @@ async def _venue_health(request: web.Request) -> web.Response:
     """A venue's tunnel and what its bridge last reported; for platforms and technicians."""
     relay = request.app[RELAY]
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not hmac.compare_digest(presented.encode(), relay.config.operator_token.encode()):
+    if not hmac.compare_digest(presented.encode(), relay.config.relay.operator_token.encode()):
         raise UnauthorizedError("unauthorized", "the operator token is missing or wrong")
     venue = request.match_info["venue"]
     if venue not in relay.tokens.names():

@@ -79,7 +79,7 @@ class Cluster:
 
     async def connect(self) -> None:
         self.nc = await nats.connect(
-            servers=list(self.config.urls),
+            servers=list(self.config.servers),
             connect_timeout=self.config.connect_timeout_s,
             max_reconnect_attempts=-1,
             name="pos-bridge-relay",

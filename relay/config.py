@@ -1,10 +1,9 @@
-"""The relay's configuration: its own small TOML file, checked at start like the bridge's.
+"""The relay's configuration: its own small TOML file (``relay.example.toml``) as typed models.
 
-The file is validated by its typed models (``relay/config_file.py``) through the
-bridge's own loader (``common/settings.py``); what relates several keys is checked here.
-
-Errors name the key path (``limits.request_timeout_s: must be a number >= 0.05``);
-``relay.example.toml`` documents every key.
+One model per table, and they are what the relay reads (``config.limits.request_timeout_s``);
+loaded like the bridge's, by :func:`common.settings.load_file`, with the file's folder for
+the paths in it. Errors name the key path (``limits.request_timeout_s: must be a number >=
+0.05``); ``relay.example.toml`` documents every key.
 """
 
 from __future__ import annotations
@@ -13,76 +12,68 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from common.settings import ConfigError, ignored, load_file, read_toml, secret
-from relay.config_file import MIB, NatsTable, RelayFile, RelayTable
+from pydantic import AfterValidator, Field, model_validator
+
+from common.settings import (
+    ConfigError,
+    EnvName,
+    ExistingFile,
+    FilePath,
+    KeyProblem,
+    Listed,
+    LogLevel,
+    Port,
+    Seconds,
+    Secret,
+    Section,
+    checked,
+    ignored,
+    load_file,
+    read_toml,
+    url_or_urls,
+)
+from tunnel.messages import MIN_MAX_FRAME_BYTES
 
 __all__ = ["ConfigError", "RelayConfig", "load_relay_config", "parse_relay_config"]
 
-
-@dataclass(frozen=True, slots=True)
-class RelayLimits:
-    #: Largest request body forwarded to a venue; larger gets 413 payload_too_large.
-    max_body_bytes: int = 16 * MIB
-    #: Deadline for the venue's response head; past it 504 pos_timeout and a CANCEL.
-    request_timeout_s: float = 30.0
-    #: Retry-After sent with 503 venue_offline.
-    retry_after_s: int = 5
-    #: The PING interval both ends use (sent in WELCOME); a dead peer is noticed within 2×.
-    heartbeat_interval_s: float = 20.0
-    #: A connected websocket must send HELLO within this.
-    handshake_timeout_s: float = 10.0
-    #: Largest websocket message either end sends (frames are coalesced up to it).
-    max_message_bytes: int = MIB
-    #: Requests in flight per venue; more wait for a free stream.
-    max_concurrent_streams: int = 100
+MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """``[rate_limit]``: per-venue request buckets and bad-HELLO refusals (``ratelimit.py``)."""
+class RelaySettings(Section):
+    """``[relay]``: the relay's own keys."""
 
-    #: Requests a second each venue's public URLs take, sustained; past it 429 rate_limited.
-    requests_per_s: float = 200.0
-    #: Requests a venue may send at once above the rate (the bucket's size).
-    burst: int = 400
-    #: Refused HELLOs (bad token, unknown venue) one source address may send per window...
-    hello_failures: int = 10
-    #: ...of this many seconds; past it its HELLOs get CLOSE(RATE_LIMITED) unchecked.
-    hello_window_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class NatsConfig:
-    """``[nats]``: relays sharing a NATS server route requests to the relay holding a venue's
-    tunnel (``cluster.py``, docs/relay.md "Scale-out over NATS"). Absent: a lone relay."""
-
-    urls: tuple[str, ...]
-    #: Subjects are ``<prefix>.venue.<venue>.req``; relays of one cluster share the prefix.
-    subject_prefix: str = "posbridge"
-    #: Body bytes per NATS message; must stay under the server's max_payload (1 MiB default).
-    chunk_bytes: int = 256 * 1024
-    #: Chunks a sender may have unacknowledged; bounds what waits in the receiver's memory.
-    window_chunks: int = 8
-    connect_timeout_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class RelayConfig:
-    venues_file: Path
-    operator_token: str
+    #: The venues and their hashed tokens; relative to the config file's folder.
+    venues_file: FilePath = checked("venues.toml")
+    operator_token_env: EnvName = ""
+    operator_token: Secret = ""
+    log_level: LogLevel = "info"
     host: str = "127.0.0.1"
-    port: int = 8443
-    log_level: str = "info"
+    port: Port = 8443
     #: ``/metrics`` without the operator token (for a scraper on a private network).
     metrics_public: bool = False
+    #: An older version's switch for its fast path: accepted and ignored.
+    fast_path: Annotated[Any, AfterValidator(partial(ignored, "relay.fast_path"))] = None
     #: PEM certificate chain and key: the relay serves https:// and wss:// itself.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: ExistingFile = None
+    tls_key: ExistingFile = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        """Both or neither, loaded once here so a bad pair stops the relay at start."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise KeyProblem(
+                "tls_key" if self.tls_cert else "tls_cert", "give tls_cert and tls_key"
+            )
+        try:
+            self.ssl_context()
+        except ssl.SSLError as exc:
+            raise KeyProblem("tls_cert", f"cannot load the certificate and key: {exc}") from exc
+        return self
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context from ``tls_cert``/``tls_key``; ``None`` for plain HTTP."""
@@ -92,14 +83,107 @@ class RelayConfig:
         context.load_cert_chain(self.tls_cert, self.tls_key)
         return context
 
-    limits: RelayLimits = field(default_factory=RelayLimits)
+
+class RelayLimits(Section):
+    """``[limits]``."""
+
+    #: Largest request body forwarded to a venue; larger gets 413 payload_too_large.
+    max_body_bytes: Annotated[int, Field(ge=0, le=2**40)] = 16 * MIB
+    #: Deadline for the venue's response head; past it 504 pos_timeout and a CANCEL.
+    request_timeout_s: Seconds = 30.0
+    #: Retry-After sent with 503 venue_offline.
+    retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    #: The PING interval both ends use (sent in WELCOME); a dead peer is noticed within 2×.
+    heartbeat_interval_s: Seconds = 20.0
+    #: A connected websocket must send HELLO within this.
+    handshake_timeout_s: Seconds = 10.0
+    #: Largest websocket message either end sends (frames are coalesced up to it).
+    max_message_bytes: Annotated[int, Field(ge=2 * MIN_MAX_FRAME_BYTES, le=64 * MIB)] = MIB
+    #: Requests in flight per venue; more wait for a free stream.
+    max_concurrent_streams: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+
+class RateLimits(Section):
+    """``[rate_limit]``: per-venue request buckets and bad-HELLO refusals (``ratelimit.py``)."""
+
+    #: Requests a second each venue's public URLs take, sustained; past it 429 rate_limited.
+    requests_per_s: Annotated[float, Field(ge=0.001)] = 200.0
+    #: Requests a venue may send at once above the rate (the bucket's size).
+    burst: Annotated[int, Field(ge=1, le=10_000_000)] = 400
+    #: Refused HELLOs (bad token, unknown venue) one source address may send per window...
+    hello_failures: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    #: ...of this many seconds; past it its HELLOs get CLOSE(RATE_LIMITED) unchecked.
+    hello_window_s: Annotated[float, Field(ge=0.01)] = 60.0
+
+
+def _nats_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("nats", "tls") or not parts.hostname:
+        raise ValueError(f"{url!r}: must be nats://host:port or tls://host:port")
+    return url
+
+
+def _nats_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
+    for url in urls:
+        _nats_url(url)
+    return urls
+
+
+_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _subject_prefix(prefix: str) -> str:
+    if not all(_SUBJECT_TOKEN.fullmatch(part) for part in prefix.split(".")):
+        raise ValueError(f"{prefix!r}: use dot-separated A-Z a-z 0-9 _ -")
+    return prefix
+
+
+class NatsConfig(Section):
+    """``[nats]``: relays sharing a NATS server route requests to the relay holding a venue's
+    tunnel (``cluster.py``, docs/relay.md "Scale-out over NATS"). Absent: a lone relay."""
+
+    #: Several NATS servers of one cluster; ``url`` is then the first.
+    urls: Annotated[tuple[str, ...], Listed, AfterValidator(_nats_urls)] | None = None
+    url: Annotated[str, AfterValidator(_nats_url)]
+    #: Subjects are ``<prefix>.venue.<venue>.req``; relays of one cluster share the prefix.
+    subject_prefix: Annotated[str, AfterValidator(_subject_prefix)] = "posbridge"
+    #: Body bytes per NATS message; must stay under the server's max_payload (1 MiB default).
+    chunk_bytes: Annotated[int, Field(ge=1024, le=8 * MIB)] = 256 * 1024
+    #: Chunks a sender may have unacknowledged; bounds what waits in the receiver's memory.
+    window_chunks: Annotated[int, Field(ge=1, le=1024)] = 8
+    connect_timeout_s: Seconds = 5.0
+
+    _one_form = model_validator(mode="before")(url_or_urls)
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every NATS server to connect to: ``urls``, or just ``url``."""
+        return self.urls or (self.url,)
+
+
+class RelayConfig(Section):
+    """The whole file: each key read at its path (``relay.host`` is ``config.relay.host``)."""
+
+    relay: RelaySettings = checked({})
+    limits: RelayLimits = checked({})
     nats: NatsConfig | None = None
-    rate_limit: RateLimits = field(default_factory=RateLimits)
+    rate_limit: RateLimits = checked({})
+
+    # ``relay.venues_file``, ``relay.tls_cert`` by their earlier, flat names (tests read them).
+    @property
+    def venues_file(self) -> Path:
+        return self.relay.venues_file
+
+    @property
+    def tls_cert(self) -> Path | None:
+        return self.relay.tls_cert
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self.relay.ssl_context()
 
 
 def load_relay_config(path: Path | str, env: Mapping[str, str] | None = None) -> RelayConfig:
-    """Read and check the relay's TOML file; a relative ``venues_file`` is taken from the
-    file's folder.
+    """Read and check the relay's TOML file; its relative paths are from the file's folder.
 
     Raises:
         ConfigError: the file is missing, is not TOML, or a value is wrong.
@@ -114,84 +198,4 @@ def parse_relay_config(data: dict[str, Any], env: Mapping[str, str], base: Path)
     Raises:
         ConfigError: a value is wrong; ``path`` names its key.
     """
-    file = load_file(RelayFile, data)
-    relay = file.relay
-    token = secret("relay.operator_token", relay.operator_token, relay.operator_token_env, env)
-    ignored("relay.fast_path", relay.fast_path)
-    tls_cert, tls_key = _tls(relay, base)
-    venues_file = Path(relay.venues_file)
-    t, r = file.limits, file.rate_limit
-    return RelayConfig(
-        venues_file=venues_file if venues_file.is_absolute() else base / venues_file,
-        operator_token=token,
-        host=relay.host,
-        port=relay.port,
-        log_level=relay.log_level,
-        metrics_public=relay.metrics_public,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        limits=RelayLimits(
-            max_body_bytes=t.max_body_bytes,
-            request_timeout_s=t.request_timeout_s,
-            retry_after_s=t.retry_after_s,
-            heartbeat_interval_s=t.heartbeat_interval_s,
-            handshake_timeout_s=t.handshake_timeout_s,
-            max_message_bytes=t.max_message_bytes,
-            max_concurrent_streams=t.max_concurrent_streams,
-        ),
-        nats=_nats(file.nats) if file.nats is not None else None,
-        rate_limit=RateLimits(r.requests_per_s, r.burst, r.hello_failures, r.hello_window_s),
-    )
-
-
-def _tls(relay: RelayTable, base: Path) -> tuple[Path | None, Path | None]:
-    """``tls_cert`` and ``tls_key``, both or neither, loaded once here so a bad pair stops
-    the relay at start with the key's name."""
-    cert, key = relay.tls_cert, relay.tls_key
-    if not cert and not key:
-        return None, None
-    if not cert or not key:
-        raise ConfigError(
-            "relay.tls_key" if cert else "relay.tls_cert", "give tls_cert and tls_key"
-        )
-    paths = {
-        name: base / Path(raw).expanduser() for name, raw in (("tls_cert", cert), ("tls_key", key))
-    }
-    for name, path in paths.items():
-        if not path.is_file():
-            raise ConfigError(f"relay.{name}", f"{str(path)!r}: no such file")
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            paths["tls_cert"], paths["tls_key"]
-        )
-    except ssl.SSLError as exc:
-        raise ConfigError("relay.tls_cert", f"cannot load the certificate and key: {exc}") from exc
-    return paths["tls_cert"], paths["tls_key"]
-
-
-_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _nats(t: NatsTable) -> NatsConfig:
-    if t.url is not None and t.urls is not None:
-        raise ConfigError("nats.urls", "give url or urls, not both")
-    if t.urls is None and t.url is None:
-        raise ConfigError("nats.url", "is required")
-    urls = t.urls if t.urls is not None else [t.url or ""]
-    if not urls:
-        raise ConfigError("nats.urls", "must be a non-empty list of strings")
-    key = "nats.urls" if t.urls is not None else "nats.url"
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("nats", "tls") or not parts.hostname:
-            raise ConfigError(key, f"{url!r}: must be nats://host:port or tls://host:port")
-    prefix = t.subject_prefix
-    if not all(_SUBJECT_TOKEN.fullmatch(part) for part in prefix.split(".")):
-        raise ConfigError("nats.subject_prefix", f"{prefix!r}: use dot-separated A-Z a-z 0-9 _ -")
-    return NatsConfig(
-        urls=tuple(urls),
-        subject_prefix=prefix,
-        chunk_bytes=t.chunk_bytes,
-        window_chunks=t.window_chunks,
-        connect_timeout_s=t.connect_timeout_s,
-    )
+    return load_file(RelayConfig, data, env, base)

@@ -59,11 +59,11 @@ async def start_relay_server(
     await runner.setup()
     try:
         assert runner.server is not None  # made by setup()
-        ssl_context = config.ssl_context()
+        ssl_context = config.relay.ssl_context()
         server = await asyncio.get_running_loop().create_server(
             runner.server,
-            config.host if host is None else host,
-            config.port if port is None else port,
+            config.relay.host if host is None else host,
+            config.relay.port if port is None else port,
             reuse_address=True,
             backlog=128,
             ssl=ssl_context,
@@ -91,7 +91,7 @@ async def run_relay(
     relay = await start_relay_server(config)
     try:
         scheme = "https" if relay.tls else "http"
-        logger.info("relay listening on %s://%s:%d", scheme, config.host, relay.port)
+        logger.info("relay listening on %s://%s:%d", scheme, config.relay.host, relay.port)
         if ready is not None:
             await ready(relay.runner, relay.port)
         started = time.monotonic()

@@ -241,7 +241,7 @@ async def _run_demo(
     relay_path = relay_dir / "relay.toml"
     relay_path.write_text(relay_config_text(relay_port, operator_token))
     relay_config = load_relay_config(relay_path)
-    venues = relay_config.venues_file
+    venues = relay_config.relay.venues_file
     venues.unlink(missing_ok=True)  # a fresh token each run
     token = add_venue(venues, VENUE)
 

@@ -27,7 +27,7 @@ class RedactSecrets(logging.Filter):
 
 
 def configure_logging(config: Config) -> None:
-    secrets = [config.admin_token]
+    secrets = [config.bridge.admin_token]
     if config.tunnel is not None:
         secrets.append(config.tunnel.token)
     for location in config.locations.values():
@@ -37,6 +37,6 @@ def configure_logging(config: Config) -> None:
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(config.log_level.upper())
+    root.setLevel(config.bridge.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

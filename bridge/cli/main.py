@@ -215,7 +215,7 @@ def _admin_call(config_path: str, method: str, path: str, body: dict[str, object
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={
-            "Authorization": f"Bearer {config.admin_token}",
+            "Authorization": f"Bearer {config.bridge.admin_token}",
             "Content-Type": "application/json",
         },
     )
@@ -260,8 +260,8 @@ def _relay(args: argparse.Namespace) -> int:
     if args.relay_command == "add-venue":
         from relay.venues import add_venue
 
-        token = add_venue(config.venues_file, args.name)
-        print(f"venue {args.name} added to {config.venues_file}")
+        token = add_venue(config.relay.venues_file, args.name)
+        print(f"venue {args.name} added to {config.relay.venues_file}")
         print("its tunnel token (shown once; put it in the bridge's [tunnel] token):")
         print(token)
         return 0
@@ -272,15 +272,15 @@ def _relay(args: argparse.Namespace) -> int:
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets([config.operator_token]))
+    handler.addFilter(RedactSecrets([config.relay.operator_token]))
     logging.getLogger().handlers[:] = [handler]
-    logging.getLogger().setLevel(config.log_level.upper())
+    logging.getLogger().setLevel(config.relay.log_level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         try:
             runner.run(run_relay(config, ready=_settle_collector))
         except OSError as exc:
-            return _cannot_listen("relay", config.host, config.port, exc)
+            return _cannot_listen("relay", config.relay.host, config.relay.port, exc)
     return 0
 
 

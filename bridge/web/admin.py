@@ -57,7 +57,7 @@ def _json(view: Reply) -> web.Response:
 
 def _admin(request: web.Request) -> Runtime:
     runtime = request.app[RUNTIME]
-    check_admin(request, runtime.config.admin_token)
+    check_admin(request, runtime.config.bridge.admin_token)
     return runtime
 
 

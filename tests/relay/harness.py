@@ -64,7 +64,7 @@ def relay_config(
 
 
 def add_venues(config: RelayConfig, *names: str) -> dict[str, str]:
-    return {name: add_venue(config.venues_file, name) for name in names}
+    return {name: add_venue(config.relay.venues_file, name) for name in names}
 
 
 @dataclass
@@ -157,9 +157,9 @@ async def running_uplink(
     tmp_path: Path, local: LocalOrigin, tunnel: dict[str, Any]
 ) -> AsyncIterator[UplinkClient]:
     """Only the tunnel client, forwarding to some other local app (a test echo app)."""
-    config = TunnelConfig(
-        **{k: v for k, v in tunnel.items() if k in TunnelConfig.__dataclass_fields__}
-    )
+    if "urls" in tunnel:  # the file's form: urls, or url (the first of them), not both
+        tunnel = {k: v for k, v in tunnel.items() if k != "url"}
+    config = TunnelConfig.model_validate(tunnel)
     uplink = UplinkClient(config, epoch_file=tmp_path / "tunnel-epoch")
     uplink.serving(local)
     task = asyncio.create_task(uplink.run())

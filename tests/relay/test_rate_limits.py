@@ -51,7 +51,9 @@ def test_refused_hellos_block_a_source_until_the_window_slides_past():
 
 def test_rate_limit_config_defaults_and_key_path_errors(tmp_path):
     base = {"relay": {"operator_token": OPERATOR_TOKEN}}
-    assert parse_relay_config(dict(base), {}, tmp_path).rate_limit == RateLimits(200.0, 400, 10)
+    assert parse_relay_config(dict(base), {}, tmp_path).rate_limit == RateLimits(
+        requests_per_s=200.0, burst=400, hello_failures=10
+    )
     bad = [
         ({"requests_per_s": 0}, "rate_limit.requests_per_s"),
         ({"burst": 0}, "rate_limit.burst"),

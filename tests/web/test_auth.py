@@ -383,12 +383,16 @@ def test_lower_case_header_dicts_carry_credentials_too():
     """``check_platform_auth`` also takes plain dicts with lower-case names; a configured
     header name in any case must still be found."""
     body = b'{"amount": 1}'
-    signed = AuthConfig("hmac", (HMAC_SECRET,), signature_header="X-Event-Signature")
+    signed = AuthConfig(
+        scheme="hmac-sha256", secrets=(HMAC_SECRET,), signature_header="X-Event-Signature"
+    )
     check_platform_auth({"x-event-signature": signature(body)}, signed, body)
     with pytest.raises(UnauthorizedError):
         check_platform_auth({"x-event-signature": signature(b"other")}, signed, body)
     check_platform_auth(
-        {"authorization": f"Bearer {OTHER_SECRET}"}, AuthConfig("bearer", (OTHER_SECRET,)), b""
+        {"authorization": f"Bearer {OTHER_SECRET}"},
+        AuthConfig(scheme="bearer", secrets=(OTHER_SECRET,)),
+        b"",
     )
     with pytest.raises(UnauthorizedError):
-        check_platform_auth({}, AuthConfig("bearer", (OTHER_SECRET,)), b"")
+        check_platform_auth({}, AuthConfig(scheme="bearer", secrets=(OTHER_SECRET,)), b"")
