@@ -259,6 +259,56 @@ class TunnelConfig(Section):
         return self.urls or (self.url,)
 
 
+LOKE_SCOPES = ("openid", "offline", "email")
+
+
+class LokeConfig(Section):
+    """``[loke]``: the LOKE addon (``docs/loke-linking.md``); absent: no linking page, only
+    the ``[locations.*]`` written in this file."""
+
+    #: The OIDC issuer; its ``/.well-known/openid-configuration`` names the endpoints.
+    issuer: str = "https://auth.loke.global/"
+    #: LOKE's platform API (organisations, locations, tables, the pay-at-table URLs).
+    api_url: str = "https://api.loke.global/"
+    client_id: str = checked("")
+    client_secret_env: EnvName = ""
+    client_secret: Secret = ""
+    scopes: Annotated[tuple[str, ...], Listed] = checked(LOKE_SCOPES)
+    #: Where LOKE sends the technician's browser back; empty: this bridge's own
+    #: ``http://{server.host}:{server.port}/admin/loke/callback``.
+    redirect_uri: str = ""
+    #: The venue's public prefix at the relay (``https://relay.example.com/v/cafe``); the URLs
+    #: registered with LOKE start with it. Empty: derived from ``[tunnel]``.
+    public_url: str = ""
+    #: Refresh an access token this long before it expires (clock skew, slow networks).
+    refresh_margin_s: Annotated[float, Field(ge=0, le=3600)] = 120.0
+    #: Publish every linked location's tables again this often (a POS's tables change).
+    republish_interval_s: Annotated[float, Field(ge=10, le=86400)] = 300.0
+    #: LOKE does not publish these two calls (inferred, ``docs/loke-linking.md``).
+    tables_path: str = "/organizations/{organizationId}/locations/{locationId}/tables"
+    pay_at_table_path: str = "/organizations/{organizationId}/locations/{locationId}/pay-at-table"
+    #: How LOKE proves its calls to a linked location: ``bearer`` or ``hmac-sha256``.
+    link_auth_scheme: Literal["bearer", "hmac-sha256"] = "bearer"
+    http_timeout_s: Seconds = 15.0
+
+    @field_validator("issuer", "api_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{url!r}: must be an https:// URL")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError("plain http:// is only for 127.0.0.1 (a sandbox); use https://")
+        return url
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, client_id: str) -> str:
+        if not client_id:
+            raise ValueError("is required (LOKE support issues it)")
+        return client_id
+
+
 class Config(Section):
     """The whole file: each key read at its path (``bridge.admin_token`` is
     ``config.bridge.admin_token``)."""
@@ -271,6 +321,7 @@ class Config(Section):
     outbox: OutboxConfig = checked({})
     health: HealthConfig = checked({})
     tunnel: TunnelConfig | None = None
+    loke: LokeConfig | None = None
 
     @model_validator(mode="after")
     def _drivers_exist(self) -> Self:
