@@ -25,8 +25,9 @@ from bridge.contracts.openapi import merge_parts
 from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import openapi as loke_openapi
 from bridge.platforms.loke import routes as loke_routes
-from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend, location_refs
+from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
 from bridge.platforms.loke.contract import LokeRenderer
+from bridge.platforms.loke.locations import LokeLocations
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
@@ -199,15 +200,16 @@ async def _services(
     outbox_due = asyncio.Event()
     retry = (config.outbox.retry_initial_s, config.outbox.retry_max_s)
     steps = PaymentSteps(store, pos, renderers, snapshots, clock, outbox_due.set, *retry)
+    loke_locations = LokeLocations(config.locations)
     outbox = OutboxWorker(
-        store, steps, location_refs(config.locations), locks, config.outbox, clock, outbox_due
+        store, steps, loke_locations.refs, locks, config.outbox, clock, outbox_due
     )
     payments = PaymentService(store, steps, pos, locks, snapshots, config.payments, clock)
     operations = PosOperations(payments, store)
     app[RUNTIME] = Runtime(
         config, clock, started_at, store, drivers, health, payments, outbox, operations
     )
-    app[LOKE_BACKEND] = LokeBackend(operations, config.locations)
+    app[LOKE_BACKEND] = LokeBackend(operations, loke_locations)
     health.on_recovery(outbox.pos_recovered)
     await outbox.recover()
     await health.probe_all()

@@ -196,6 +196,35 @@ def _audit_index_in_payment_time_order(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0005_location_links")
+def _location_links(db: Database) -> None:
+    # A platform's location linked on the technician's page (not in the config file). A row
+    # outlives its unlinking (``unlinked_at``): payments still queued for the location find
+    # its driver through it, and the page shows what was withdrawn and when.
+    for statement in _split(
+        """
+        CREATE TABLE location_links (
+            platform TEXT NOT NULL,
+            location_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            driver TEXT NOT NULL,
+            pos_location TEXT NOT NULL,
+            auth_scheme TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            linked_at TEXT NOT NULL,
+            unlinked_at TEXT,
+            tables TEXT,
+            tables_published_at TEXT,
+            urls_registered_at TEXT,
+            last_error TEXT,
+            PRIMARY KEY (platform, location_id)
+        );
+        """
+    ):
+        db.execute(statement)
+
+
 def _split(script: str) -> list[str]:
     """Statements of ``script``; ``executescript`` would commit the migration's transaction.
 

@@ -8,33 +8,20 @@ words. An operation returns the rendered :class:`Answer` or raises an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
 
-from bridge.config import LocationConfig
-from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.contract import (
     PaymentBody,
     bill_json,
     payment_status_json,
 )
+from bridge.platforms.loke.locations import LokeLocations
 from bridge.services.locations import LocationRef
 from bridge.services.operations import NewPayment, PosOperations
 from common.answers import Answer, json_answer
+from common.errors import UnauthorizedError
 
 _REPLAYED = {"Idempotent-Replayed": "true"}
-
-
-def location_ref(location: LocationConfig) -> LocationRef:
-    """A linked LOKE location as the services name it."""
-    return LocationRef(PLATFORM, location.loke_location_id, location.driver, location.pos_location)
-
-
-def location_refs(locations: Mapping[str, LocationConfig]) -> dict[tuple[str, str], LocationRef]:
-    """Every linked LOKE location, by ``(platform, location id)``, for the outbox."""
-    refs = (location_ref(location) for location in locations.values())
-    return {ref.key: ref for ref in refs}
 
 
 class LokeBackend:
@@ -42,13 +29,20 @@ class LokeBackend:
     platform-neutral :class:`PosOperations`, and their typed answers rendered as LOKE's
     JSON."""
 
-    def __init__(self, operations: PosOperations, locations: Mapping[str, LocationConfig]) -> None:
+    def __init__(self, operations: PosOperations, locations: LokeLocations) -> None:
         self._operations = operations
-        self.locations: Mapping[str, LocationConfig] = locations
-        self._refs = {key: location_ref(linked) for key, linked in locations.items()}
+        #: Served now: the file's and the linked (``linking.py``) ones.
+        self.locations = locations
+
+    def _ref(self, location: str) -> LocationRef:
+        """A served location's ref; the caller was checked against it (``operations.py``)."""
+        served = self.locations.get(location)
+        if served is None:  # unlinked since the check: as if it had never been linked
+            raise unlinked()
+        return served.ref
 
     async def tables(self, location: str) -> Answer:
-        ref = self._refs[location]
+        ref = self._ref(location)
         tables = await self._operations.list_tables(ref)
         return json_answer(
             {
@@ -58,18 +52,23 @@ class LokeBackend:
         )
 
     async def open_bill(self, location: str, table: int) -> Answer:
-        bill = await self._operations.open_bill(self._refs[location], table)
+        bill = await self._operations.open_bill(self._ref(location), table)
         return json_answer(bill_json(bill), headers={"ETag": f'"{bill.version}"'})
 
     async def take_payment(self, location: str, table: int, body: PaymentBody) -> Answer:
         payment = NewPayment(body.payment_id, body.claim, body.label, body.fingerprint)
-        outcome = await self._operations.take_payment(self._refs[location], table, payment)
+        outcome = await self._operations.take_payment(self._ref(location), table, payment)
         response = outcome.response
         return json_answer(response.body, response.status, _REPLAYED if outcome.replayed else None)
 
     async def payment_status(self, location: str, payment_id: str) -> Answer:
-        payment = await self._operations.payment_status(self._refs[location], payment_id)
+        payment = await self._operations.payment_status(self._ref(location), payment_id)
         return json_answer(payment_status_json(payment))
+
+
+def unlinked() -> UnauthorizedError:
+    """A location that is not (or no longer) linked, refused as a wrong secret is."""
+    return UnauthorizedError("unauthorized", "missing or wrong credentials")
 
 
 LOKE_BACKEND = web.AppKey("loke_backend", LokeBackend)

@@ -27,7 +27,7 @@ def _check_caller(backend: LokeBackend, key: str, headers: Headers, body: bytes)
     location = backend.locations.get(key)
     check_platform_auth(headers, location.auth if location else None, body)
     assert location is not None  # refused above otherwise
-    return location.loke_location_id
+    return location.location_id
 
 
 async def tables(backend: LokeBackend, key: str, headers: Headers, body: bytes) -> Answer:
