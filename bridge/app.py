@@ -28,6 +28,7 @@ from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.platforms.loke.locations import LokeLocations
+from bridge.platforms.loke.status import LokeStatus
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
 from bridge.services.locks import BillLocks
@@ -207,7 +208,16 @@ async def _services(
     payments = PaymentService(store, steps, pos, locks, snapshots, config.payments, clock)
     operations = PosOperations(payments, store)
     app[RUNTIME] = Runtime(
-        config, clock, started_at, store, drivers, health, payments, outbox, operations
+        config,
+        clock,
+        started_at,
+        store,
+        drivers,
+        health,
+        payments,
+        outbox,
+        operations,
+        {LOKE: LokeStatus(loke_locations)},
     )
     app[LOKE_BACKEND] = LokeBackend(operations, loke_locations)
     health.on_recovery(outbox.pos_recovered)

@@ -18,6 +18,7 @@ from bridge.services.health import PosHealth
 from bridge.services.operations import PosOperations
 from bridge.services.outbox import OutboxWorker
 from bridge.services.payments import PaymentService
+from bridge.services.platform_status import PlatformStatus
 from bridge.store.payments import PaymentStore
 from drivers.base import PosDriver
 
@@ -33,6 +34,8 @@ class Runtime:
     payments: PaymentService
     outbox: OutboxWorker
     operations: PosOperations
+    #: Each platform's locations and connection state, by platform name.
+    platforms: Mapping[str, PlatformStatus]
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -32,6 +32,7 @@ from bridge.web.admin_bodies import (
 )
 from bridge.web.auth import check_admin
 from bridge.web.views import (
+    ConnectionView,
     LocationView,
     ModeView,
     PaymentList,
@@ -85,12 +86,22 @@ async def status(request: web.Request) -> web.Response:
             needs_attention=queue.needs_attention,
             locations=[
                 LocationView(
-                    loke_location_id=loc.loke_location_id,
+                    loke_location_id=loc.location_id,
                     name=loc.name,
                     driver=loc.driver,
                     pos_location=loc.pos_location,
+                    platform=loc.platform,
+                    source=loc.source,
                 )
-                for loc in runtime.config.locations.values()
+                for platform in runtime.platforms.values()
+                for loc in platform.served_locations()
+            ],
+            connections=[
+                ConnectionView(
+                    platform=c.platform, account=c.account, state=c.state, reason=c.reason
+                )
+                for platform in runtime.platforms.values()
+                for c in platform.connections()
             ],
         )
     )

@@ -102,6 +102,19 @@ class LocationView(Reply):
     name: str
     driver: str
     pos_location: str
+    platform: str = "loke"
+    #: ``file``: from the config file; ``linked``: on the technician's page.
+    source: str = "file"
+
+
+class ConnectionView(Reply):
+    """One account at a platform (LOKE: an organisation): ``ok``, or ``reauthorise`` when
+    the platform refused its tokens and the technician must connect again."""
+
+    platform: str
+    account: str
+    state: str
+    reason: str | None = None
 
 
 class StatusView(Reply):
@@ -115,6 +128,7 @@ class StatusView(Reply):
     queue: QueueView
     needs_attention: int
     locations: list[LocationView]
+    connections: list[ConnectionView] = Field(default_factory=list)
 
 
 class ModeView(Reply):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bridge.config import AuthConfig, LocationConfig
 from bridge.platforms.loke import PLATFORM
 from bridge.services.locations import LocationRef
+from bridge.services.platform_status import ServedLocation
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,20 @@ class LokeLocations:
             raise ValueError(f"location {location.location_id!r} is configured in the file")
         self._served[location.location_id] = location
         self.refs[location.ref.key] = location.ref
+
+    def served_locations(self) -> list[ServedLocation]:
+        """For the technician's status (``bridge/services/platform_status.py``)."""
+        return [
+            ServedLocation(
+                PLATFORM,
+                loc.location_id,
+                loc.name,
+                loc.driver,
+                loc.pos_location,
+                "file" if loc.from_file else "linked",
+            )
+            for loc in self._served.values()
+        ]
 
     def stop(self, location_id: str) -> None:
         """Stop serving a linked location (its payments still find their driver)."""
