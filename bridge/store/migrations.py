@@ -196,6 +196,31 @@ def _audit_index_in_payment_time_order(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0005_oauth_tokens")
+def _oauth_tokens(db: Database) -> None:
+    # OAuth tokens per platform account (for LOKE: per organisation). ``state`` is
+    # ``reauthorise`` once the refresh token was refused: no refresh is tried again until a
+    # new code flow writes the row anew. ``expires_at`` is the access token's, in seconds
+    # since the epoch.
+    for statement in _split(
+        """
+        CREATE TABLE oauth_tokens (
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            access_token TEXT NOT NULL,
+            refresh_token TEXT,
+            expires_at REAL NOT NULL,
+            scope TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN ('ok', 'reauthorise')),
+            reason TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (platform, account)
+        );
+        """
+    ):
+        db.execute(statement)
+
+
 def _split(script: str) -> list[str]:
     """Statements of ``script``; ``executescript`` would commit the migration's transaction.
 
