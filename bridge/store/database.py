@@ -38,7 +38,9 @@ its lookups cost about twice as much: 26 µs against 11 µs, measured).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,6 +108,7 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -114,6 +117,7 @@ class Database:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         MIGRATIONS.apply(sqlite_utils.Database(conn, execute_plugins=False))
+        _owner_only(self.path)  # the -wal and -shm files exist now
         return conn
 
     async def close(self) -> None:
@@ -261,6 +265,19 @@ class Database:
         if self._conn is None:
             raise RuntimeError("database is not open")
         return self._conn
+
+
+def _owner_only(path: str) -> None:
+    """The file holds OAuth tokens and payment records: mode 0600, its -wal and -shm too.
+
+    The database file is created 0600 before SQLite opens it (SQLite creates -wal and -shm
+    with the database file's mode); files left from before are narrowed on every open.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def _settle(

@@ -196,7 +196,32 @@ def _audit_index_in_payment_time_order(db: Database) -> None:
         db.execute(statement)
 
 
-@MIGRATIONS(name="0005_location_links")
+@MIGRATIONS(name="0005_oauth_tokens")
+def _oauth_tokens(db: Database) -> None:
+    # OAuth tokens per platform account (for LOKE: per organisation). ``state`` is
+    # ``reauthorise`` once the refresh token was refused: no refresh is tried again until a
+    # new code flow writes the row anew. ``expires_at`` is the access token's, in seconds
+    # since the epoch.
+    for statement in _split(
+        """
+        CREATE TABLE oauth_tokens (
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            access_token TEXT NOT NULL,
+            refresh_token TEXT,
+            expires_at REAL NOT NULL,
+            scope TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN ('ok', 'reauthorise')),
+            reason TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (platform, account)
+        );
+        """
+    ):
+        db.execute(statement)
+
+
+@MIGRATIONS(name="0006_location_links")
 def _location_links(db: Database) -> None:
     # A platform's location linked on the technician's page (not in the config file). A row
     # outlives its unlinking (``unlinked_at``): payments still queued for the location find

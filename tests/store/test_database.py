@@ -41,6 +41,8 @@ async def test_migrations_are_recorded_and_run_once(tmp_path, db):
         "0002_replay_record_in_payments",
         "0003_pending_bill_index_plain_audit_seq",
         "0004_audit_index_in_payment_time_order",
+        "0005_oauth_tokens",
+        "0006_location_links",
     ]
     again = Database(tmp_path / "bridge.sqlite3")
     await again.open()

@@ -48,6 +48,38 @@ class AccessGrant:
 
 
 @dataclass
+class AuthorizationCode:
+    """A code the consent page handed out: single use, bound to its client, redirect URI and
+    PKCE challenge, for the one organisation picked."""
+
+    code: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    organization: str
+    code_challenge: str
+    code_challenge_method: str
+    expires_at: float
+    nonce: str | None = None
+
+
+@dataclass
+class RefreshToken:
+    """A refresh token and the family it was rotated from (the first code exchange starts a
+    family; reuse of a rotated token revokes the whole family)."""
+
+    token: str
+    client_id: str
+    organizations: tuple[str, ...]
+    scope: str
+    family: str
+    expires_at: float
+    #: Replaced by a newer one (rotation); presenting it again is reuse.
+    rotated: bool = False
+    revoked: bool = False
+
+
+@dataclass
 class Published:
     """What an addon published for one location (``docs/loke-linking.md``, inferred)."""
 
@@ -79,6 +111,13 @@ class SandboxState:
     access_token_ttl_s: float = 3600.0
     refresh_token_ttl_s: float = 30 * 24 * 3600.0
     page_size: int = 20
+    #: The issuer's own records (``issuer.py``).
+    authorization_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    #: Each refresh answers a new refresh token and retires the one used (off: the same
+    #: refresh token keeps working and the answer carries none).
+    rotate_refresh_tokens: bool = True
+    authorization_code_ttl_s: float = 600.0
 
     def grant_for(self, token: str, now: float) -> AccessGrant | None:
         """The grant behind a bearer token, if it is known and not expired."""
