@@ -217,7 +217,7 @@ async def _services(
         payments,
         outbox,
         operations,
-        {LOKE: LokeStatus(loke_locations)},
+        {LOKE: LokeStatus(loke_locations, None)},
     )
     app[LOKE_BACKEND] = LokeBackend(operations, loke_locations)
     health.on_recovery(outbox.pos_recovered)

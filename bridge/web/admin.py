@@ -101,7 +101,7 @@ async def status(request: web.Request) -> web.Response:
                     platform=c.platform, account=c.account, state=c.state, reason=c.reason
                 )
                 for platform in runtime.platforms.values()
-                for c in platform.connections()
+                for c in await platform.connections()
             ],
         )
     )

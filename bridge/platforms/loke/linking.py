@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from bridge.config import AuthConfig, Config
 from bridge.platforms.loke import PLATFORM
-from bridge.platforms.loke.locations import LokeLocation, LokeLocations
+from bridge.platforms.loke.locations import LinkedLocation, LokeLocations
 from bridge.services.operations import PosOperations
 from bridge.store.links import LinkStore, LocationLink
 from common.errors import ApiError, ConflictError, NotFoundError
@@ -85,9 +85,9 @@ def public_prefix(config: Config) -> str | None:
     return f"{scheme}://{relay.netloc}/v/{quote(config.tunnel.venue, safe='')}"
 
 
-def served(link: LocationLink) -> LokeLocation:
+def served(link: LocationLink) -> LinkedLocation:
     """A link as the routes serve it."""
-    return LokeLocation(
+    return LinkedLocation(
         link.location_id,
         link.name,
         link.driver,

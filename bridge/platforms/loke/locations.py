@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class LokeLocation:
+class LinkedLocation:
     """A LOKE location served here, with how LOKE proves its calls to it."""
 
     location_id: str
@@ -41,8 +41,8 @@ class LokeLocation:
         return self.organization_id is None
 
 
-def from_config(location: LocationConfig) -> LokeLocation:
-    return LokeLocation(
+def from_config(location: LocationConfig) -> LinkedLocation:
+    return LinkedLocation(
         location.loke_location_id,
         location.name,
         location.driver,
@@ -61,13 +61,13 @@ class LokeLocations:
         for location in self._served.values():
             self.refs[location.ref.key] = location.ref
 
-    def get(self, location_id: str) -> LokeLocation | None:
+    def get(self, location_id: str) -> LinkedLocation | None:
         return self._served.get(location_id)
 
-    def __iter__(self) -> Iterator[LokeLocation]:
+    def __iter__(self) -> Iterator[LinkedLocation]:
         return iter(list(self._served.values()))
 
-    def serve(self, location: LokeLocation) -> None:
+    def serve(self, location: LinkedLocation) -> None:
         """Start (or keep) serving a linked location, replacing its earlier link."""
         current = self._served.get(location.location_id)
         if current is not None and current.from_file:
