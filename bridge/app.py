@@ -42,6 +42,7 @@ from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
 from bridge.web import admin
 from bridge.web import openapi as admin_openapi
+from bridge.web.pages import setup_pages
 from common.middleware import error_middleware
 from common.settings import ConfigError
 from drivers.base import DriverSettings, PosDriver
@@ -108,6 +109,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
         make_uplink(app, config.tunnel, config.bridge.data_dir)
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
+    setup_pages(app)
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     return app
