@@ -111,7 +111,7 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
     app.add_routes(addon_routes.routes)
-    setup_pages(app)
+    setup_pages(app, lambda: location_refs(config.locations).values())
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     return app

@@ -18,8 +18,9 @@ import jinja2
 from aiohttp import web
 
 from bridge.web.pages.guard import PAGES_PREFIX, STATIC_PATH, is_page, pages_guard
+from bridge.web.pages.overview import LocationRefs
 from bridge.web.pages.render import SESSIONS, render
-from bridge.web.pages.routes import routes
+from bridge.web.pages.routes import LOCATIONS, routes
 from bridge.web.pages.session import Sessions
 
 __all__ = ["PAGES_PREFIX", "is_page", "render", "setup_pages"]
@@ -27,14 +28,17 @@ __all__ = ["PAGES_PREFIX", "is_page", "render", "setup_pages"]
 _WEB = Path(__file__).resolve().parent.parent
 
 
-def setup_pages(app: web.Application) -> None:
-    """Serve the pages from ``app`` (before it starts)."""
+def setup_pages(app: web.Application, locations: LocationRefs) -> None:
+    """Serve the pages from ``app`` (before it starts); ``locations`` says which locations
+    the overview shows, as the services name them (asked on each view, so links made while
+    the bridge runs appear)."""
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("bridge.web", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
     )
+    app[LOCATIONS] = locations
     app[SESSIONS] = Sessions()  # a fresh random key per process (session.py says why)
     app.middlewares.append(pages_guard)
     app.router.add_static(STATIC_PATH, _WEB / "static", name="admin-static")

@@ -3,16 +3,19 @@ the outbox, payments needing attention, and each configured location with its PO
 
 Built on :func:`bridge.web.status.status_view`, the same status ``GET /api/status``
 answers, plus each location's tables asked of its driver (``list_tables``). A POS that is
-offline, slow or refusing shows as such on its locations; the page never fails for it.
+offline, slow or refusing shows as such on its locations; the page never fails for it. The
+locations come as :class:`~bridge.services.locations.LocationRef` from the composition root
+(``setup_pages``): the web layer names no platform (``tests/core/test_layers.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bridge.platforms.loke.backend import location_ref
 from bridge.runtime import Runtime
+from bridge.services.locations import LocationRef
 from bridge.web.status import status_view
 from bridge.web.views import StatusView
 from common.errors import ApiError
@@ -37,18 +40,24 @@ class Overview:
     locations: tuple[LocationTables, ...]
 
 
-async def _tables(runtime: Runtime, location_id: str) -> LocationTables:
-    location = runtime.config.locations[location_id]
-    base = (location.loke_location_id, location.name, location.driver, location.pos_location)
+#: The locations to show, as the services name them (the composition root says which).
+LocationRefs = Callable[[], Iterable[LocationRef]]
+
+
+async def _tables(runtime: Runtime, ref: LocationRef, name: str) -> LocationTables:
+    base = (ref.location_id, name, ref.driver, ref.pos_location)
     try:
-        tables = await runtime.operations.list_tables(location_ref(location))
+        tables = await runtime.operations.list_tables(ref)
     except ApiError as exc:  # pos_offline (unreachable, timed out, failing)
         return LocationTables(*base, tables=None, problem=f"offline: {exc.message}")
     return LocationTables(*base, tables=tuple(sorted(t.number for t in tables)))
 
 
-async def overview(runtime: Runtime) -> Overview:
+async def overview(runtime: Runtime, locations: Iterable[LocationRef]) -> Overview:
     """The overview now; the locations' tables are asked of their POSes at once."""
     status = await status_view(runtime)
-    found = await asyncio.gather(*(_tables(runtime, key) for key in runtime.config.locations))
+    names = {view.loke_location_id: view.name for view in status.locations}
+    found = await asyncio.gather(
+        *(_tables(runtime, ref, names.get(ref.location_id, ref.location_id)) for ref in locations)
+    )
     return Overview(status=status, locations=tuple(found))

@@ -11,11 +11,13 @@ from aiohttp import web
 
 from bridge.runtime import RUNTIME
 from bridge.web.pages.guard import LOGIN_PATH, PAGES_PREFIX, safe_next
-from bridge.web.pages.overview import overview
+from bridge.web.pages.overview import LocationRefs, overview
 from bridge.web.pages.render import SESSIONS, render, session_of
 from bridge.web.pages.session import COOKIE_NAME, token_matches
 
 routes = web.RouteTableDef()
+#: Which locations the overview shows (``setup_pages``).
+LOCATIONS = web.AppKey[LocationRefs]("pages-locations")
 
 
 def _login_form(
@@ -70,5 +72,5 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get(PAGES_PREFIX)
 async def overview_page(request: web.Request) -> web.Response:
-    view = await overview(request.app[RUNTIME])
+    view = await overview(request.app[RUNTIME], request.app[LOCATIONS]())
     return render(request, "overview.html", {"view": view})

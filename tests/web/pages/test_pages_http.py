@@ -16,7 +16,9 @@ from bridge.web.pages.session import COOKIE_NAME, Sessions
 from tests.conftest import ADMIN_TOKEN, LOCATION, set_mode
 
 
-async def login(client: TestClient, token: str = ADMIN_TOKEN, next_page: str = "") -> ClientResponse:
+async def login(
+    client: TestClient, token: str = ADMIN_TOKEN, next_page: str = ""
+) -> ClientResponse:
     data = {"token": token, **({"next": next_page} if next_page else {})}
     return await client.post("/admin/login", data=data, allow_redirects=False)
 
