@@ -23,6 +23,7 @@ import bridge
 from bridge.config import Config
 from bridge.contracts.openapi import merge_parts
 from bridge.platforms.loke import PLATFORM as LOKE
+from bridge.platforms.loke import addon_openapi, addon_routes
 from bridge.platforms.loke import openapi as loke_openapi
 from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
@@ -44,6 +45,7 @@ from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
 from bridge.web import admin
 from bridge.web import openapi as admin_openapi
+from bridge.web.pages import setup_pages
 from common.middleware import error_middleware
 from common.settings import ConfigError
 from drivers.base import DriverSettings, PosDriver
@@ -110,6 +112,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
         make_uplink(app, config.tunnel, config.bridge.data_dir)
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
+    app.add_routes(addon_routes.routes)
+    setup_pages(app, lambda: [served.ref for served in app[LOKE_BACKEND].locations])
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     return app
@@ -150,7 +154,12 @@ def openapi_document() -> dict[str, Any]:
         "description": "The URLs a venue's POS Bridge serves to LOKE (through the relay), "
         "and the technician's API. See docs/loke-pay-at-table.md.",
     }
-    parts = (loke_openapi.openapi_part(), admin_openapi.openapi_part(), {"paths": _OWN_PATHS})
+    parts = (
+        loke_openapi.openapi_part(),
+        addon_openapi.openapi_part(),
+        admin_openapi.openapi_part(),
+        {"paths": _OWN_PATHS},
+    )
     return merge_parts(info, parts)
 
 

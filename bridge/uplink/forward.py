@@ -13,6 +13,12 @@ included (aiohttp's own ``User-Agent``, ``Accept``, ``Accept-Encoding`` and ``Co
 are skipped; ``Host`` is the listener's own, as a client of it sends). The body is not
 decompressed and redirects are not followed: the platform gets the bridge's bytes.
 
+Marked as tunnelled: every forwarded request carries ``X-Pos-Bridge-Tunnelled: 1``, and any
+copy of that header the caller sent is dropped first, so the bridge can tell a request that
+came through the relay from one made on the venue's network (both arrive from 127.0.0.1).
+The technician's pages (``bridge/web/pages/``) answer such a request 404. A local caller can
+add the header too, but that only refuses itself.
+
 Flow control, both ways: the request body is read from the tunnel stream only as fast as
 aiohttp's client writes it to the socket (its writes wait for the transport to drain), and
 the answer's body is read from the socket only as fast as the tunnel frames it
@@ -54,8 +60,11 @@ _BAD_REQUEST = (
     b'unchanged","details":{}}'
 )
 _JSON = [(b"Content-Type", b"application/json")]
-#: Request headers not forwarded: hop-by-hop ones, and ``Host`` (the listener's own is sent).
-_NOT_FORWARDED = HOP_BY_HOP | {b"host"}
+#: Set on every request this module forwards (see the module's docstring); never a caller's.
+TUNNELLED_HEADER = "X-Pos-Bridge-Tunnelled"
+#: Request headers not forwarded: hop-by-hop ones, ``Host`` (the listener's own is sent), and
+#: the tunnelled mark (ours is added).
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", TUNNELLED_HEADER.lower().encode()}
 #: Headers aiohttp's client would add on its own; a platform's are forwarded, not these.
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 #: Idle keep-alive connections to the listener are closed after this long: well under the
@@ -101,12 +110,14 @@ def local_session() -> aiohttp.ClientSession:
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """The end-to-end headers as ``str`` for aiohttp's client, which writes them as UTF-8:
-    a value that is not UTF-8 could not be written unchanged.
+    a value that is not UTF-8 could not be written unchanged; then the tunnelled mark.
 
     Raises:
         UnicodeDecodeError: a name or value is not UTF-8.
     """
-    return [(name.decode(), value.decode()) for name, value in end_to_end(raw, _NOT_FORWARDED)]
+    headers = [(name.decode(), value.decode()) for name, value in end_to_end(raw, _NOT_FORWARDED)]
+    headers.append((TUNNELLED_HEADER, "1"))
+    return headers
 
 
 async def forward(

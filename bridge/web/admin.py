@@ -14,10 +14,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-import bridge
 from bridge.contracts.fields import Reply, parse_table_number
 from bridge.contracts.json_body import decode_json
-from bridge.contracts.times import rfc3339
 from bridge.contracts.validation import validate
 from bridge.core.bill import Bill, BillItem, ItemKind
 from bridge.core.payment import PaymentState
@@ -31,18 +29,8 @@ from bridge.web.admin_bodies import (
     TillPaymentRequest,
 )
 from bridge.web.auth import check_admin
-from bridge.web.views import (
-    ConnectionView,
-    LocationView,
-    ModeView,
-    PaymentList,
-    PosView,
-    QueueView,
-    StatusView,
-    audit_view,
-    bill_view,
-    payment_view,
-)
+from bridge.web.status import status_view
+from bridge.web.views import ModeView, PaymentList, audit_view, bill_view, payment_view
 from common.errors import BadRequestError, ConflictError, NotFoundError
 from drivers.controls import MODES, SimulatorControls, simulator_controls
 from drivers.errors import DriverError
@@ -64,47 +52,7 @@ def _admin(request: web.Request) -> Runtime:
 
 @routes.get("/api/status")
 async def status(request: web.Request) -> web.Response:
-    runtime = _admin(request)
-    now = runtime.clock()
-    queue = await runtime.store.queue_status()
-    oldest = queue.oldest_queued_at
-    pos = {
-        name: PosView(online=s.online, since=rfc3339(s.since), detail=s.detail)
-        for name, s in runtime.health.states.items()
-    }
-    age = round((now - oldest).total_seconds(), 3) if oldest else None
-    return _json(
-        StatusView(
-            version=bridge.__version__,
-            started_at=rfc3339(runtime.started_at),
-            now=rfc3339(now),
-            pos_online=all(s.online for s in pos.values()),
-            pos=pos,
-            queue=QueueView(
-                depth=queue.depth, applying=queue.applying, oldest_queued_age_seconds=age
-            ),
-            needs_attention=queue.needs_attention,
-            locations=[
-                LocationView(
-                    loke_location_id=loc.location_id,
-                    name=loc.name,
-                    driver=loc.driver,
-                    pos_location=loc.pos_location,
-                    platform=loc.platform,
-                    source=loc.source,
-                )
-                for platform in runtime.platforms.values()
-                for loc in platform.served_locations()
-            ],
-            connections=[
-                ConnectionView(
-                    platform=c.platform, account=c.account, state=c.state, reason=c.reason
-                )
-                for platform in runtime.platforms.values()
-                for c in await platform.connections()
-            ],
-        )
-    )
+    return _json(await status_view(_admin(request)))
 
 
 @routes.get("/api/payments")

@@ -21,6 +21,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bridge.app import openapi_document
+from bridge.web.pages import is_page
 from tests.conftest import ADMIN_AUTH, LOCATION, LOKE_AUTH, fetch_bill, loke_url, payment_body
 from tests.web.bad_input import (
     EXAMPLES,
@@ -139,6 +140,10 @@ ENDPOINTS = [
     ),
     Endpoint("GET", "/openapi.json", {}, {}),
     Endpoint("GET", "/healthz", {}, {}),
+    Endpoint("GET", "/.loke/addon-meta", {}, {}),
+    Endpoint("GET", "/.loke/status/{organization_id}", {}, {"organization_id": "org-1"}),
+    Endpoint("GET", "/.loke/configure", {}, {}),
+    Endpoint("GET", "/.loke/icon.svg", {}, {}),
 ]
 CONTENT_TYPES = [
     None,
@@ -151,10 +156,14 @@ CONTENT_TYPES = [
 
 
 def registered_routes(client: TestClient) -> set[tuple[str, str]]:
+    """Every route but the technician's pages (HTML forms for a browser, not API: their
+    refusals are pages and redirects, tested in ``tests/web/pages/``)."""
     return {
         (route.method, route.resource.canonical)
         for route in client.app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not is_page(route.resource.canonical)
     }
 
 
