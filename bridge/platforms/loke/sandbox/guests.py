@@ -52,13 +52,18 @@ class Registration:
 
 @dataclass
 class SplitResult:
-    """One guest's payment: the last answer (status 0: no answer, ``body`` says why)."""
+    """One guest's payment: the last answer (status 0: no answer, ``body`` says why) and
+    the status of every attempt, in order."""
 
     payment_id: str
     amount: int
     status: int
     body: Any
-    attempts: int
+    history: list[int]
+
+    @property
+    def attempts(self) -> int:
+        return len(self.history)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +71,7 @@ class SplitResult:
             "amount": self.amount,
             "status": self.status,
             "body": self.body,
-            "attempts": self.attempts,
+            "attempts": self.history,
         }
 
 
@@ -143,9 +148,9 @@ async def _pay_one(
     raw = json.dumps(payment, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", **registration.headers(raw)}
     url = _url(registration.add_payment_url, table)
-    status, body, attempts, backoff = 0, None, 0, BACKOFF_FIRST_S
-    while attempts <= retries:
-        attempts += 1
+    status, body, backoff = 0, None, BACKOFF_FIRST_S
+    history: list[int] = []
+    while len(history) <= retries:
         retry_after = backoff
         try:
             async with session.post(
@@ -155,11 +160,12 @@ async def _pay_one(
                 retry_after = _seconds(response.headers.get("Retry-After"), backoff)
         except (TimeoutError, aiohttp.ClientError) as exc:
             status, body = 0, {"error": type(exc).__name__}
-        if not _retryable(status, body) or attempts > retries:
+        history.append(status)
+        if not _retryable(status, body) or len(history) > retries:
             break
         await asyncio.sleep(min(retry_after, BACKOFF_MAX_S))
         backoff = min(backoff * 2, BACKOFF_MAX_S)
-    return SplitResult(payment["paymentId"], payment["amount"], status, body, attempts)
+    return SplitResult(payment["paymentId"], payment["amount"], status, body, history)
 
 
 def _seconds(header: str | None, default: float) -> float:
