@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     kit.add_argument("--json", action="store_true", help="results as JSON")
     kit.add_argument("--verbose", action="store_true", help="show the driver's own log")
 
+    from bridge.cli import loke_sandbox
+
+    loke_sandbox.add_arguments(commands.add_parser("loke-sandbox", help="a LOKE sandbox"))
+
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -358,7 +362,14 @@ def _option(text: str) -> tuple[str, object]:
     return key, value
 
 
+def _loke_sandbox(args: argparse.Namespace) -> int:
+    from bridge.cli.loke_sandbox import run
+
+    return run(args)
+
+
 _COMMANDS = {
+    "loke-sandbox": _loke_sandbox,
     "driver-check": _driver_check,
     "pos-emulator": _pos_emulator,
     "relay": _relay,

@@ -24,6 +24,8 @@ class Organization:
     currency: str = "AUD"
     timezone: str = "Australia/Melbourne"
     locations: list[Location] = field(default_factory=list)
+    #: RFC 3339, as LOKE's ``Organization.created``.
+    created: str = "2024-01-15T00:00:00Z"
 
 
 @dataclass
