@@ -1,5 +1,5 @@
 """The LOKE sandbox as one aiohttp application: the platform API, the ``/_sandbox/``
-controls and (once merged) the OIDC issuer, over one :class:`SandboxState`.
+controls and the OIDC issuer, over one :class:`SandboxState`.
 
 ``start_sandbox`` serves it on a real socket for the CLI (``pos-bridge loke-sandbox``), the
 demo and the tests.
@@ -14,18 +14,9 @@ from aiohttp import web
 
 from bridge.platforms.loke.sandbox import controls, platform_api
 from bridge.platforms.loke.sandbox.errors import loke_errors
+from bridge.platforms.loke.sandbox.issuer import add_issuer
 from bridge.platforms.loke.sandbox.keys import BASE_URL, CLOCK, STATE
 from bridge.platforms.loke.sandbox.state import SandboxState
-
-
-def _issuer(app: web.Application, state: SandboxState, clock: Callable[[], float]) -> None:
-    """The OIDC issuer, written on another branch."""
-    # TODO(merge): issuer.py lands with the issuer's branch; drop this guard then.
-    try:
-        from bridge.platforms.loke.sandbox.issuer import add_issuer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
-    add_issuer(app, state, clock)
 
 
 def create_sandbox_app(
@@ -42,7 +33,7 @@ def create_sandbox_app(
     app[BASE_URL] = base_url
     app.add_routes(platform_api.routes)
     app.add_routes(controls.routes)
-    _issuer(app, state, clock)
+    add_issuer(app, state, clock)
     return app
 
 
