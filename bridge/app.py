@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -25,10 +26,13 @@ from bridge.contracts.openapi import merge_parts
 from bridge.platforms.loke import PLATFORM as LOKE
 from bridge.platforms.loke import addon_openapi, addon_routes
 from bridge.platforms.loke import openapi as loke_openapi
+from bridge.platforms.loke import pages as loke_page
 from bridge.platforms.loke import routes as loke_routes
 from bridge.platforms.loke.backend import LOKE_BACKEND, LokeBackend
 from bridge.platforms.loke.contract import LokeRenderer
 from bridge.platforms.loke.locations import LokeLocations
+from bridge.platforms.loke.services import LOKE_SERVICES, TOKEN_CHECK_S
+from bridge.platforms.loke.services import build as build_loke
 from bridge.platforms.loke.status import LokeStatus
 from bridge.runtime import RUNTIME, Runtime
 from bridge.services.health import PosHealth
@@ -41,6 +45,7 @@ from bridge.services.pos_calls import PosCalls
 from bridge.services.snapshots import FLUSH_INTERVAL_S, BillSnapshots
 from bridge.services.steps import PaymentSteps
 from bridge.store.database import Database
+from bridge.store.oauth_tokens import OAuthTokens
 from bridge.store.payments import PaymentStore
 from bridge.uplink.client import make_uplink
 from bridge.web import admin
@@ -113,7 +118,8 @@ def create_app(config: Config, *, clock: Callable[[], datetime] = utc_now) -> we
     app.add_routes(loke_routes.routes)
     app.add_routes(admin.routes)
     app.add_routes(addon_routes.routes)
-    setup_pages(app, lambda: [served.ref for served in app[LOKE_BACKEND].locations])
+    loke_pages = [(loke_page.NAV, loke_page.routes)] if config.loke is not None else []
+    setup_pages(app, lambda: [served.ref for served in app[LOKE_BACKEND].locations], loke_pages)
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     return app
@@ -226,9 +232,14 @@ async def _services(
         payments,
         outbox,
         operations,
-        {LOKE: LokeStatus(loke_locations, None)},
+        {LOKE: LokeStatus(loke_locations, OAuthTokens(store.db) if config.loke else None)},
     )
     app[LOKE_BACKEND] = LokeBackend(operations, loke_locations)
+    session = aiohttp.ClientSession() if config.loke is not None else None
+    if session is not None:  # the addon: linking page, tokens, LOKE's API
+        app[LOKE_SERVICES] = await build_loke(
+            config, store.db, loke_locations, operations, clock, session
+        )
     health.on_recovery(outbox.pos_recovered)
     await outbox.recover()
     await health.probe_all()
@@ -238,6 +249,8 @@ async def _services(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await payments.flush_snapshots()
+    if session is not None:
+        await session.close()
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -287,6 +300,24 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         max_instances=1,
         coalesce=True,
     )
+    if LOKE_SERVICES in app:
+        loke = app[LOKE_SERVICES]
+        scheduler.add_job(
+            quiet(loke.tokens.refresh_due),
+            "interval",
+            seconds=TOKEN_CHECK_S,
+            id="loke-token-refresh",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            quiet(loke.linking.reconcile),
+            "interval",
+            seconds=loke.config.republish_interval_s,
+            id="loke-republish",
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)

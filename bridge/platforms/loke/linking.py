@@ -19,43 +19,21 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from bridge.config import AuthConfig, Config
 from bridge.platforms.loke import PLATFORM
+from bridge.platforms.loke.api import LokeApi, LokeApiError, TableEntry
 from bridge.platforms.loke.locations import LinkedLocation, LokeLocations
+from bridge.platforms.loke.tokens import ReauthoriseError
 from bridge.services.operations import PosOperations
 from bridge.store.links import LinkStore, LocationLink
 from common.errors import ApiError, ConflictError, NotFoundError
-from drivers.base import Table
 
 logger = logging.getLogger(__name__)
 
 #: LOKE fills this in with the table's number in each call (``docs/loke-linking.md``).
 TABLE_PLACEHOLDER = "{tableNumber}"
-
-
-class LinkingApi(Protocol):
-    """The calls linking makes on LOKE's platform API (``api.py``)."""
-
-    async def publish_tables(
-        self, organization_id: str, location_id: str, tables: Sequence[Table]
-    ) -> None: ...
-
-    async def withdraw_tables(self, organization_id: str, location_id: str) -> None: ...
-
-    async def register_urls(
-        self,
-        organization_id: str,
-        location_id: str,
-        fetch_bill_url: str,
-        add_payment_url: str,
-        scheme: str,
-        secret: str,
-    ) -> None: ...
-
-    async def withdraw_urls(self, organization_id: str, location_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +81,7 @@ class LokeLinking:
         store: LinkStore,
         locations: LokeLocations,
         operations: PosOperations,
-        api: LinkingApi,
+        api: LokeApi,
         drivers: Sequence[str],
         public_url: str | None,
         auth_scheme: str,
@@ -139,6 +117,9 @@ class LokeLinking:
     def links(self) -> list[LocationLink]:
         """Every link, unlinked ones included, oldest first."""
         return sorted(self._links.values(), key=lambda link: link.linked_at)
+
+    def public_url(self) -> str | None:
+        return self._public_url
 
     async def link(
         self, organization_id: str, location_id: str, name: str, driver: str, pos_location: str
@@ -216,7 +197,9 @@ class LokeLinking:
         published = tuple((t.number, t.name) for t in tables)
         try:
             if force or link.tables != published or link.tables_published_at is None:
-                await self._api.publish_tables(link.account, link.location_id, tables)
+                await self._api.publish_tables(
+                    link.account, link.location_id, [TableEntry(t.number, t.name) for t in tables]
+                )
                 link = replace(link, tables=published, tables_published_at=self._clock())
             if force or link.urls_registered_at is None:
                 assert self._public_url is not None  # refused at link() otherwise
@@ -230,7 +213,7 @@ class LokeLinking:
                     link.secret,
                 )
                 link = replace(link, urls_registered_at=self._clock())
-        except Exception as exc:  # LOKE refused or is away: kept, tried again later
+        except (LokeApiError, ReauthoriseError) as exc:  # kept, tried again later
             return await self._failed(link, _reason(exc))
         return await self._save(replace(link, last_error=None))
 
@@ -242,7 +225,7 @@ class LokeLinking:
             if link.tables_published_at is not None:
                 await self._api.withdraw_tables(link.account, link.location_id)
                 link = replace(link, tables_published_at=None)
-        except Exception as exc:
+        except (LokeApiError, ReauthoriseError) as exc:
             return await self._failed(link, _reason(exc))
         return await self._save(replace(link, last_error=None))
 
@@ -256,6 +239,6 @@ class LokeLinking:
         return link
 
 
-def _reason(exc: Exception) -> str:
-    """What a failed call to LOKE says, without secrets (the API client's errors hold none)."""
+def _reason(exc: LokeApiError | ReauthoriseError) -> str:
+    """What a failed call to LOKE says, without secrets (these errors hold none)."""
     return str(exc) or type(exc).__name__

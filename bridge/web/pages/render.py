@@ -31,8 +31,9 @@ class NavItem:
     href: str
 
 
-#: The layout's navigation, in order; a new page adds its entry here.
+#: The layout's navigation, in order; a platform's pages add theirs (``setup_pages``).
 NAV: tuple[NavItem, ...] = (NavItem("Overview", "/admin"),)
+NAV_ITEMS = web.AppKey("pages-nav", tuple)
 
 
 def session_of(request: web.Request) -> Session | None:
@@ -52,7 +53,7 @@ def render(
     token = csrf_token(request)
     field = Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, escape(token))
     layout = {
-        "nav": NAV,
+        "nav": request.config_dict.get(NAV_ITEMS, NAV),
         "current": request.path,
         "logged_in": session_of(request) is not None,
         "csrf_token": token,
