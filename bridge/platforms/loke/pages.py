@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from aiohttp import web
+from yarl import URL
 
 from bridge.platforms.loke.api import LokeApiError, LokeLocation
 from bridge.platforms.loke.oauth import LokeAuthError, LokeUnavailableError
@@ -72,7 +73,14 @@ async def loke_page(request: web.Request) -> web.Response:
         "public_url": services.linking.public_url(),
         "message": request.query.get("message", ""),
     }
-    return render(request, "loke_links.html", context)
+    response = render(request, "loke_links.html", context)
+    # "Connect" posts here and is redirected to LOKE's issuer: form-action covers redirects.
+    issuer = URL(services.config.issuer).origin()
+    policy = response.headers["Content-Security-Policy"]
+    response.headers["Content-Security-Policy"] = policy.replace(
+        "form-action 'self'", f"form-action 'self' {issuer}"
+    )
+    return response
 
 
 @routes.post(f"{PAGE}/connect")
