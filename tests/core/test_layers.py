@@ -15,8 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = "bridge.platforms"
 
-#: Modules that wire platforms in: the composition root and the programs that start it.
-COMPOSITION = {"bridge.app", "bridge.cli.main", "bridge.cli.serve", "bridge.cli.demo"}
+#: Modules that wire platforms in: the composition root and the programs that start it (and
+#: ``pos-bridge loke-sandbox``, which starts LOKE's stand-in).
+COMPOSITION = {
+    "bridge.app",
+    "bridge.cli.main",
+    "bridge.cli.serve",
+    "bridge.cli.demo",
+    "bridge.cli.loke_sandbox",
+}
 
 
 def _module_name(path: Path) -> str:
