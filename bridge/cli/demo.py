@@ -33,6 +33,7 @@ from typing import TextIO
 import aiohttp
 from aiohttp import web
 
+from bridge.cli import demo_loke
 from bridge.cli.logs import configure_logging
 from bridge.cli.serve import run_bridge
 from bridge.config import load_config
@@ -80,6 +81,7 @@ def demo_config_text(
     tunnel_url: str,
     token: str,
     driver_url: str | None = None,
+    loke: str = "",
 ) -> str:
     if driver_url is None:
         driver = f'url = "simulator://{data_dir}/simulated-pos.sqlite3"'
@@ -121,7 +123,7 @@ url = "{tunnel_url}"
 venue = "{VENUE}"
 token = "{token}"
 reconnect_max_s = 2.0
-"""
+{loke}"""
 
 
 async def run_demo(
@@ -247,6 +249,8 @@ async def _run_demo(
 
     with _port("the demo's relay", relay_port, _relay_flag(port, relay_port)):
         relay_server = await start_relay_server(relay_config, "127.0.0.1", relay_port)
+    loke_secret = secrets.token_urlsafe(24)
+    sandbox_runner, sandbox, sandbox_base = await demo_loke.start_demo_sandbox(loke_secret)
     try:
         relay_base = f"http://127.0.0.1:{relay_server.port}"
         config_path = data_dir / "demo.toml"
@@ -259,6 +263,7 @@ async def _run_demo(
                 relay_base.replace("http", "ws") + "/tunnel",
                 token,
                 emulator[0] if emulator else None,
+                demo_loke.loke_config_text(sandbox_base, loke_secret),
             )
         )
         config = load_config(config_path)
@@ -275,6 +280,7 @@ async def _run_demo(
             base = f"http://127.0.0.1:{bound_port}"
             guide = Guide(base, relay_base, admin_token, secret, operator_token, config_path)
             guide.emulator, guide.temporary = emulator, temporary
+            await demo_loke.walk(sandbox, sandbox_base, base, admin_token, out)
             await _print_guide(guide, out)
             if exit_after_s is not None:
                 loop.call_later(exit_after_s, stop.set)
@@ -282,6 +288,7 @@ async def _run_demo(
         with _port("the demo's bridge", port, "choose another with --port N"):
             await run_bridge(config, ready=ready, stop=stop)
     finally:
+        await sandbox_runner.cleanup()
         await relay_server.close()
 
 

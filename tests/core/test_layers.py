@@ -22,6 +22,7 @@ COMPOSITION = {
     "bridge.cli.main",
     "bridge.cli.serve",
     "bridge.cli.demo",
+    "bridge.cli.demo_loke",
     "bridge.cli.loke_sandbox",
 }
 
