@@ -151,3 +151,50 @@ async def test_connect_link_pay_in_three_splits_unlink(tmp_path: Path) -> None:
             headers=registration.headers(b""),
         ) as refused:
             assert refused.status == 401  # no longer linked: as a wrong secret
+
+
+async def test_a_restart_keeps_the_tokens_and_the_link(tmp_path: Path) -> None:
+    async with (
+        sandbox() as (state, sandbox_url),
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        async with relay_and_bridge(tmp_path, loke=loke_section(sandbox_url)) as (_, uplink):
+            assert uplink.origin is not None
+            bridge = f"http://127.0.0.1:{uplink.origin.port}"
+            client = state.clients[CLIENT_ID]
+            state.clients[CLIENT_ID] = replace(
+                client, redirect_uris=(f"{bridge}/admin/loke/callback",)
+            )
+            tech = Technician(http, bridge)
+            await tech.login()
+            await tech.connect()
+            linked = await tech.post(
+                "/admin/loke/links", organization=ORG, location=LOC, driver="main", pos_location="1"
+            )
+            assert linked.status == 303
+        published = state.published[(ORG, LOC)].pay_at_table
+        assert published is not None
+        registration = Registration.from_published(published)
+        token_calls = state.calls.count("POST /token")
+
+        # The same data folder, a new bridge process's worth of objects, a new relay port.
+        async with (
+            relay_and_bridge(
+                tmp_path / "again",
+                loke=loke_section(sandbox_url),
+                bridge={"data_dir": str(tmp_path / "data"), "admin_token": ADMIN_TOKEN},
+            ) as (relay, uplink),
+        ):
+            assert uplink.origin is not None
+            tech = Technician(http, f"http://127.0.0.1:{uplink.origin.port}")
+            await tech.login()
+            page = await tech.page()
+            assert f'id="state-{ORG}">ok<' in page  # the tokens: no new code flow
+            assert f'data-link="{LOC}"' in page  # the link
+            fetch = registration.fetch_bill_url.split("/loke/v1/", 1)[1]
+            async with http.get(
+                f"{relay.url}/v/cafe-a/loke/v1/{fetch.replace('{tableNumber}', '2')}",
+                headers=registration.headers(b""),
+            ) as bill:
+                assert bill.status == 200, await bill.text()  # served with its secret
+        assert state.calls.count("POST /token") == token_calls  # no refresh was needed
