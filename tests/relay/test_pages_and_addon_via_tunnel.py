@@ -115,8 +115,8 @@ async def test_the_addon_meta_answers_through_the_relay_with_public_urls(tmp_pat
         assert status == 200
         assert orjson.loads(body) == {
             "organizationId": "org-1",
-            "configured": True,
-            "connection": "unknown",
+            "configured": False,  # file locations, but never connected to LOKE
+            "connection": "none",
             "locations": [
                 {"locationId": "loc-main", "linkedBy": "config"},
                 {"locationId": "loc-signed", "linkedBy": "config"},

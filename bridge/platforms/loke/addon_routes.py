@@ -26,6 +26,8 @@ from bridge.platforms.loke.addon_meta import (
     addon_status,
     public_prefix,
 )
+from bridge.platforms.loke.backend import LOKE_BACKEND
+from bridge.platforms.loke.services import LOKE_SERVICES
 from bridge.runtime import RUNTIME
 from bridge.web.pages import render
 from common.errors import BadRequestError, NotFoundError, ServiceUnavailableError
@@ -64,8 +66,9 @@ async def meta(request: web.Request) -> web.Response:
 
 @routes.get(STATUS_PATH + "/{organization_id}")
 async def status(request: web.Request) -> web.Response:
-    """The organisation's configuration here. Until the OAuth client lands, the config
-    file's locations, and a connection nobody has checked (``unknown``)."""
+    """The organisation's configuration here: its connection (``ok``, ``reauthorise``,
+    ``none``) and the locations served for it (the file's, which name no organisation,
+    and those linked on the page under it)."""
     _loke(request)
     organization_id = request.match_info["organization_id"]
     if not _ORGANIZATION_ID.fullmatch(organization_id):
@@ -74,11 +77,16 @@ async def status(request: web.Request) -> web.Response:
             "organizationId must be 1 to 128 letters, digits or . _ : -",
             {"field": "organizationId"},
         )
+    services = request.app[LOKE_SERVICES]
     links = [
-        LinkedLocation(location_id=key, linked_by="config")
-        for key in request.app[RUNTIME].config.locations
+        LinkedLocation(
+            location_id=served.location_id, linked_by="config" if served.from_file else "page"
+        )
+        for served in request.app[LOKE_BACKEND].locations
+        if served.from_file or served.organization_id == organization_id
     ]
-    return web.json_response(addon_status(organization_id, "unknown", links).json_body())
+    connection = services.tokens.state(organization_id)
+    return web.json_response(addon_status(organization_id, connection, links).json_body())
 
 
 @routes.get(CONFIGURE_PATH)

@@ -19,9 +19,9 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from bridge.config import AuthConfig, Config
+from bridge.config import AuthConfig
 from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.api import LokeApi, LokeApiError, TableEntry
 from bridge.platforms.loke.locations import LinkedLocation, LokeLocations
@@ -48,19 +48,6 @@ def pay_at_table_urls(public_url: str, location_id: str) -> PayAtTableUrls:
     return PayAtTableUrls(
         f"{base}/tables/{TABLE_PLACEHOLDER}/bill", f"{base}/tables/{TABLE_PLACEHOLDER}/payments"
     )
-
-
-def public_prefix(config: Config) -> str | None:
-    """The venue's public prefix at the relay: ``[loke] public_url``, else from ``[tunnel]``
-    (``wss://relay.example.com/tunnel`` and venue ``cafe`` → ``https://relay.example.com/v/cafe``).
-    ``None``: neither is configured, nothing can be registered."""
-    if config.loke is not None and config.loke.public_url:
-        return config.loke.public_url.rstrip("/")
-    if config.tunnel is None:
-        return None
-    relay = urlsplit(config.tunnel.url)
-    scheme = "https" if relay.scheme == "wss" else "http"
-    return f"{scheme}://{relay.netloc}/v/{quote(config.tunnel.venue, safe='')}"
 
 
 def served(link: LocationLink) -> LinkedLocation:

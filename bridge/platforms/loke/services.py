@@ -17,8 +17,9 @@ import aiohttp
 from aiohttp import web
 
 from bridge.config import Config, LokeConfig
+from bridge.platforms.loke.addon_meta import public_prefix
 from bridge.platforms.loke.api import LokeApi
-from bridge.platforms.loke.linking import LokeLinking, public_prefix
+from bridge.platforms.loke.linking import LokeLinking
 from bridge.platforms.loke.locations import LokeLocations
 from bridge.platforms.loke.oauth import LokeConnector
 from bridge.platforms.loke.tokens import LokeTokens
@@ -63,7 +64,7 @@ async def build(
         operations,
         api,
         list(config.drivers),
-        public_prefix(config),
+        public_prefix(config.loke, config.tunnel),
         config.loke.link_auth_scheme,
         clock,
     )
