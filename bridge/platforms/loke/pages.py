@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from yarl import URL
 
+from bridge.platforms.loke import PLATFORM
 from bridge.platforms.loke.api import LokeApiError, LokeLocation
 from bridge.platforms.loke.oauth import LokeAuthError, LokeUnavailableError
 from bridge.platforms.loke.services import LOKE_SERVICES, LokeServices
@@ -55,7 +56,7 @@ async def loke_page(request: web.Request) -> web.Response:
     services = _services(request)
     runtime = request.app[RUNTIME]
     organizations = []
-    for connection in await runtime.platforms["loke"].connections():
+    for connection in await runtime.platforms[PLATFORM].connections():
         view = OrganizationView(connection)
         if connection.state == "ok":
             try:
